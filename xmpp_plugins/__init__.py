@@ -1,0 +1,1 @@
+"""xmpp_plugins"""
