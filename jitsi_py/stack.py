@@ -1,0 +1,89 @@
+"""The all-in-one stack: every component in one process on the embedded defaults.
+
+`jitsi-py run` builds a Stack from the config and starts, in order: the XMPP server (c2s,
+components, plugins), then the HTTP port carrying BOSH, WebSocket and the web client. Later
+components (MUC, focus, bridge) join here. Each part still talks to the others only through
+XMPP, exactly as when they run as separate processes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Callable
+
+from aiohttp import web
+
+from .config import Config, data_dir
+
+log = logging.getLogger(__name__)
+
+
+class Stack:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.data_dir = data_dir(cfg)
+        self.server = None  # type: ignore[assignment]
+        self.users = None
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self.http_address: tuple[str, int] | None = None
+        self._stop = asyncio.Event()
+        self._on_stop: list[Callable[[], object]] = []
+
+    async def start(self) -> None:
+        from xmpp_plugins.http import setup_http
+        from xmpp_plugins.server import Server
+        from xmpp_plugins.tls import ensure_certificate, server_ssl_context
+        from xmpp_plugins.users import UserStore
+
+        cfg = self.cfg
+        cert, key = ensure_certificate(cfg, self.data_dir)
+        ssl_context = server_ssl_context(cert, key)
+        self.users = UserStore(self.data_dir / "users.sqlite3", cfg.auth.scram_iterations)
+        self.server = Server(cfg, self.users, ssl_context)
+        await self.server.start()
+        if cfg.http.enabled:
+            self.app = web.Application(client_max_size=cfg.limits.stanza_size + 1024)
+            setup_http(self.app, self.server)
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128)
+            await site.start()
+            sock = site._server.sockets[0] if site._server else None  # type: ignore[union-attr]
+            self.http_address = sock.getsockname()[:2] if sock else (cfg.http.listen, cfg.http.port)
+
+    def listening(self) -> list[str]:
+        lines = [f"XMPP domain: {self.cfg.server.domain} (data in {self.data_dir})"]
+        srv = self.server
+        if srv is not None and srv.c2s_address:
+            lines.append("XMPP client connections (c2s, STARTTLS): %s:%d" % tuple(srv.c2s_address))
+        if srv is not None and srv.component_address:
+            lines.append("XMPP components (XEP-0114): %s:%d" % tuple(srv.component_address))
+        if self.http_address:
+            host, port = self.http_address
+            base = f"http://{host}:{port}"
+            lines.append(f"HTTP: {base}/ (BOSH {base}/http-bind, WebSocket ws://{host}:{port}/xmpp-websocket)")
+        return lines
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.users is not None:
+            self.users.close()
+            self.users = None

@@ -1,0 +1,1 @@
+"""Server plugins shipped with the embedded XMPP server."""
