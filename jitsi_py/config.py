@@ -9,6 +9,13 @@ hand, and a traceback tells them nothing.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -92,3 +99,166 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)
     path: str = ""
+
+
+# ---- loading and validation ----------------------------------------------------------------
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """All problems found in one file, one line each: `FILE:LINE: key 'a.b': what is wrong`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _KeyLines:
+    """Line numbers of keys in a hand-written TOML file (tomllib gives none)."""
+
+    _table = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\s\"]+?)\s*\]\]?\s*(#.*)?$")
+    _key = re.compile(r"^\s*([A-Za-z0-9_\-\"]+(?:\s*\.\s*[A-Za-z0-9_\-\"]+)*)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[str, int] = {}
+        table = ""
+        counts: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            m = self._table.match(line)
+            if m:
+                name = m.group(2).replace('"', "").replace(" ", "")
+                if m.group(1) == "[[":
+                    index = counts.get(name, 0)
+                    counts[name] = index + 1
+                    name = f"{name}[{index}]"
+                table = name
+                self.lines.setdefault(table, number)
+                continue
+            m = self._key.match(line)
+            if m:
+                key = m.group(1).replace('"', "").replace(" ", "")
+                self.lines.setdefault(f"{table}.{key}" if table else key, number)
+
+    def line(self, dotted: str) -> int:
+        while dotted:
+            if dotted in self.lines:
+                return self.lines[dotted]
+            dotted = dotted.rpartition(".")[0]
+        return 1
+
+
+def _type_name(tp: object) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))  # type: ignore[arg-type]
+
+
+def _fill(obj: object, data: dict, prefix: str, problems: list[tuple[str, str]]) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj) if f.name != "path"]  # type: ignore[arg-type]
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f" (allowed: {', '.join(names)})"
+            problems.append((dotted, f"unknown {'section' if isinstance(value, dict) else 'key'}{hint}"))
+            continue
+        tp = hints[key]
+        origin = typing.get_origin(tp)
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                problems.append((dotted, f"must be a table [{dotted}]"))
+                continue
+            _fill(getattr(obj, key), value, dotted + ".", problems)
+        elif origin is list:
+            (item_tp,) = typing.get_args(tp)
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append((dotted, f"must be an array of tables [[{dotted}]]"))
+                continue
+            items = []
+            for i, entry in enumerate(value):
+                item = item_tp()
+                _fill(item, entry, f"{dotted}[{i}].", problems)
+                items.append(item)
+            setattr(obj, key, items)
+        else:
+            ok = (isinstance(value, bool) if tp is bool else
+                  isinstance(value, int) and not isinstance(value, bool) if tp is int else
+                  isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
+                  isinstance(value, tp))  # type: ignore[arg-type]
+            if not ok:
+                problems.append((dotted, f"{value!r} is not {_type_name(tp)}"))
+                continue
+            setattr(obj, key, float(value) if tp is float else value)
+
+
+def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
+    for name in ("c2s", "components", "http"):
+        port = getattr(cfg, name).port
+        if not 0 <= port <= 65535:
+            problems.append((f"{name}.port", f"{port} is out of range (allowed: 0..65535; 0 picks a free port)"))
+    if cfg.server.log_level not in LOG_LEVELS:
+        problems.append(("server.log_level", f"{cfg.server.log_level!r} is not allowed (allowed: {', '.join(LOG_LEVELS)})"))
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", cfg.server.domain.lower()):
+        problems.append(("server.domain", f"{cfg.server.domain!r} is not a valid domain name"))
+    for f in dataclasses.fields(cfg.limits):
+        if getattr(cfg.limits, f.name) < 0:
+            problems.append((f"limits.{f.name}", "must not be negative"))
+    for key in ("cert", "key"):
+        value = getattr(cfg.tls, key)
+        if value and not (base / Path(value).expanduser()).is_file():
+            problems.append((f"tls.{key}", f"file {value!r} does not exist"))
+    if bool(cfg.tls.cert) != bool(cfg.tls.key):
+        problems.append(("tls.cert" if not cfg.tls.cert else "tls.key", "set both tls.cert and tls.key, or neither"))
+    seen: set[str] = set()
+    for i, comp in enumerate(cfg.component):
+        for key in ("domain", "secret"):
+            if not getattr(comp, key):
+                problems.append((f"component[{i}]", f"missing '{key}'"))
+        if comp.domain.lower() in seen:
+            problems.append((f"component[{i}].domain", f"{comp.domain!r} is configured twice"))
+        seen.add(comp.domain.lower())
+    for extra in _extra_checks:
+        extra(cfg, base, problems)
+
+
+_extra_checks: list[typing.Callable[["Config", Path, list[tuple[str, str]]], None]] = []
+
+
+def load_config(path: str | os.PathLike | None) -> "Config":
+    """The config from `path` (None: the built-in defaults). Raises ConfigError."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        raise ConfigError([f"{where}: TOML syntax error: {str(exc).split(' (at line')[0]}"]) from None
+    cfg = Config(path=str(path))
+    problems: list[tuple[str, str]] = []
+    _fill(cfg, data, "", problems)
+    _check(cfg, path.resolve().parent, problems)
+    if problems:
+        lines = _KeyLines(text)
+        raise ConfigError([f"{path}:{lines.line(key)}: key '{key}': {what}" for key, what in problems])
+    return cfg
+
+
+def data_dir(cfg: "Config") -> Path:
+    """Where the user database and generated certificates live; created 0700 if missing."""
+    if cfg.server.data_dir:
+        path = Path(cfg.server.data_dir).expanduser()
+        if not path.is_absolute() and cfg.path:
+            path = Path(cfg.path).resolve().parent / path
+    else:
+        import platformdirs
+        path = Path(platformdirs.user_data_dir("jitsi-py"))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

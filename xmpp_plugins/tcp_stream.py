@@ -52,8 +52,7 @@ class StreamProtocol(asyncio.Protocol, Transport):
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._t = transport
+        self._t = transport  # type: ignore[assignment]  (uvloop's transports are not asyncio.Transport subclasses)
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.secure = transport.get_extra_info("sslcontext") is not None
