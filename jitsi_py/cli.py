@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import sqlite3
 import sys
 
 from .config import Config, ConfigError, data_dir, load_config
@@ -90,7 +91,11 @@ def cmd_users(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     user, host = _account(cfg, args.jid)
-    store = UserStore(data_dir(cfg) / "users.sqlite3", cfg.auth.scram_iterations)
+    try:
+        store = UserStore(data_dir(cfg) / "users.sqlite3", cfg.auth.scram_iterations)
+    except (OSError, sqlite3.Error) as exc:  # e.g. server.data_dir is not a writable directory
+        print(f"jitsi-py {args.command}: cannot open the user database: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.command == "adduser":
             store.add(user, host, _read_password(args))

@@ -200,6 +200,8 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         problems.append(("server.log_level", f"{cfg.server.log_level!r} is not allowed (allowed: {', '.join(LOG_LEVELS)})"))
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", cfg.server.domain.lower()):
         problems.append(("server.domain", f"{cfg.server.domain!r} is not a valid domain name"))
+    if cfg.auth.scram_iterations < 4096:  # the least SCRAM (RFC 7677) and scramp accept
+        problems.append(("auth.scram_iterations", f"{cfg.auth.scram_iterations} is too low (allowed: 4096 or more)"))
     for f in dataclasses.fields(cfg.limits):
         if getattr(cfg.limits, f.name) < 0:
             problems.append((f"limits.{f.name}", "must not be negative"))
@@ -214,7 +216,7 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         for key in ("domain", "secret"):
             if not getattr(comp, key):
                 problems.append((f"component[{i}]", f"missing '{key}'"))
-        if comp.domain.lower() in seen:
+        if comp.domain and comp.domain.lower() in seen:
             problems.append((f"component[{i}].domain", f"{comp.domain!r} is configured twice"))
         seen.add(comp.domain.lower())
     for extra in _extra_checks:

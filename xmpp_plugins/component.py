@@ -88,7 +88,7 @@ class ComponentSession:
         if self.domain in self.server.router.domains:
             raise StreamError("conflict", f"{self.domain} is already connected")
         self.authenticated = True
-        self.transport.restart()
+        self.transport.authenticated()
         self.server.router.register_domain(self.domain, self)
         self.transport.write(etree.Element("handshake"))
         log.info("component %s connected from %s", self.domain, self.transport.peer_ip)

@@ -50,7 +50,7 @@ class StreamError(Exception):
         err = etree.Element(ns.q(ns.STREAMS, "error"), nsmap={"stream": ns.STREAMS})
         etree.SubElement(err, ns.q(ns.STREAM_ERRORS, self.condition), nsmap={None: ns.STREAM_ERRORS})
         if self.text:
-            t = etree.SubElement(err, ns.q(ns.STREAM_ERRORS, "text"))
+            t = etree.SubElement(err, ns.q(ns.STREAM_ERRORS, "text"), nsmap={None: ns.STREAM_ERRORS})
             t.text = self.text
         if self.app_condition is not None:
             err.append(self.app_condition)

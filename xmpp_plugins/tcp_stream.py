@@ -115,6 +115,11 @@ class StreamProtocol(asyncio.Protocol, Transport):
     def restart(self) -> None:
         self._parser = StreamParser(self._postauth_limit, self.server.cfg.limits.max_depth)
 
+    def authenticated(self) -> None:
+        """Components keep their stream after the handshake; only the size limit grows."""
+        if self._parser is not None:
+            self._parser.max_stanza = self._postauth_limit
+
     def can_starttls(self) -> bool:
         return self.ssl_context is not None and not self.secure
 

@@ -42,6 +42,8 @@ def ensure_certificate(cfg: Config, data_dir: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in (
         domain, f"*.{domain}", f"auth.{domain}", f"conference.{domain}", f"focus.{domain}", "localhost")]
+    if cfg.auth.guest_domain and cfg.auth.guest_domain.lower() != domain:
+        names.append(x509.DNSName(cfg.auth.guest_domain.lower()))
     names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -59,8 +59,11 @@ class UserStore:
     def _rows(self, username: str, host: str, password: str) -> list[tuple]:
         rows = []
         for mech in MECHANISMS:
-            salt, stored, server, iters = scramp.ScramMechanism(mech).make_auth_info(
-                password, iteration_count=self.iterations)
+            try:
+                salt, stored, server, iters = scramp.ScramMechanism(mech).make_auth_info(
+                    password, iteration_count=self.iterations)
+            except scramp.ScramException as exc:  # SASLprep refused it (control characters...)
+                raise UserError(f"The password cannot be used: {exc.args[0]}") from None
             rows.append((username, host, mech, salt, stored, server, iters))
         return rows
 

@@ -1,0 +1,582 @@
+"""XMPP c2s routing benchmark: our embedded server against Debian's Prosody, same run, same load.
+
+    python bench/xmpp_routing.py [--clients 50] [--messages 200] [--only ours|prosody]
+
+N load clients connect over loopback, authenticate with SASL ANONYMOUS on `localhost` (plain TCP,
+no STARTTLS), bind a resource and send initial presence. Then client i sends `--messages` chat
+messages to the full JID of client (i + 1) % N, and the run waits until every client has received
+all messages addressed to it.
+
+The load clients are raw asyncio streams speaking just enough XMPP (stream header, <auth
+mechanism='ANONYMOUS'/>, stream restart, bind, presence); incoming bytes are only scanned for a few
+markers (`</message>` is counted), so the client is cheap and byte-for-byte identical for both
+servers. It runs in this process, on uvloop when available.
+
+Servers:
+  ours     bench/_our_server.py as a subprocess (prints `READY host port loop`, stops on SIGTERM).
+  prosody  /usr/bin/prosody with a throw-away loopback-only config written into a temporary
+           directory (anonymous auth, no s2s/http/components, self-signed certificate, log to a
+           file there), stopped with SIGTERM. Skipped with a note when prosody is not installed.
+
+Reported per server: connects+auth+bind per second, messages delivered per second, the server
+process's CPU time (utime+stime from /proc/<pid>/stat) for the connect phase and per 1000
+messages in the message phase, and its resident memory afterwards. The load generator shares the
+machine with the server, so absolute figures depend on the core count; the ratios are the point.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOST = "127.0.0.1"
+DOMAIN = "localhost"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+STREAM_OPEN = (
+    "<?xml version='1.0'?><stream:stream to='%s' version='1.0' xml:lang='en' "
+    "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>" % DOMAIN
+).encode()
+AUTH = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>"
+BIND = (b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        b"<resource>bench</resource></bind></iq>")
+PRESENCE = b"<presence/>"
+STREAM_CLOSE = b"</stream:stream>"
+MSG_END = b"</message>"
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---- process accounting -------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (clock-tick resolution)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # the command name (field 2) may contain spaces: split after its closing parenthesis
+    rest = data[data.rindex(b")") + 2:].split()
+    utime, stime = int(rest[11]), int(rest[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with status {proc.returncode} before listening")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"{host}:{port} did not accept connections within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# ---- servers ------------------------------------------------------------------------------------
+
+class OurServer:
+    name = "ours"
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.host, self.port, self.detail = HOST, 0, ""
+
+    def start(self, timeout: float) -> None:
+        self.errlog = open(os.path.join(self.workdir, "ours.stderr"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "_our_server.py"), "--host", HOST, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=self.errlog, stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode().split() if ready else []
+        if len(line) != 4 or line[0] != "READY":
+            stop_process(self.proc)
+            raise BenchError(f"our server did not start: {line!r}; stderr: {self.stderr_tail()}")
+        self.host, self.port, self.detail = line[1], int(line[2]), f"python {sys.version.split()[0]}, {line[3]}"
+
+    def stderr_tail(self) -> str:
+        try:
+            with open(os.path.join(self.workdir, "ours.stderr"), "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+def write_self_signed(key_path: str, cert_path: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+PROSODY_CONFIG = """\
+-- written by bench/xmpp_routing.py: loopback-only, throw-away
+-- foreground: started with -F (the 'daemonize' option is deprecated in 0.12)
+run_as_root = true
+pidfile = "{tmp}/prosody.pid"
+data_path = "{tmp}/data"
+certificates = "{tmp}"
+interfaces = {{ "127.0.0.1" }}
+local_interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+s2s_direct_tls_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+component_ports = {{ }}
+c2s_require_encryption = false
+s2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+storage = "memory"
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix" }}
+modules_disabled = {{ "s2s"; "offline" }}
+log = {{ {{ levels = {{ min = "warn" }}, to = "file", filename = "{tmp}/prosody.log" }} }}
+ssl = {{ key = "{tmp}/localhost.key"; certificate = "{tmp}/localhost.crt" }}
+
+VirtualHost "{domain}"
+    authentication = "anonymous"
+"""
+
+
+class ProsodyServer:
+    name = "prosody"
+
+    def __init__(self, workdir: str, binary: str) -> None:
+        self.workdir = os.path.join(workdir, "prosody")
+        self.binary = binary
+        self.proc: subprocess.Popen | None = None
+        self.host, self.port, self.detail = HOST, 0, ""
+
+    def start(self, timeout: float) -> None:
+        tmp = self.workdir
+        os.makedirs(os.path.join(tmp, "data"), exist_ok=True)
+        write_self_signed(os.path.join(tmp, "localhost.key"), os.path.join(tmp, "localhost.crt"))
+        self.port = free_port()
+        cfg = os.path.join(tmp, "prosody.cfg.lua")
+        with open(cfg, "w") as f:
+            f.write(PROSODY_CONFIG.format(tmp=tmp, port=self.port, domain=DOMAIN))
+        self.out = open(os.path.join(tmp, "prosody.console"), "wb")
+        env = dict(os.environ, PROSODY_CONFIG=cfg)
+        self.proc = subprocess.Popen([self.binary, "-F", "--config", cfg], stdout=self.out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=tmp)
+        try:
+            wait_port(HOST, self.port, self.proc, timeout)
+        except BenchError as exc:
+            stop_process(self.proc)
+            raise BenchError(f"prosody: {exc}; log: {self.log_tail()}") from None
+        self.detail = prosody_version(self.binary)
+
+    def log_tail(self) -> str:
+        text = ""
+        for name in ("prosody.console", "prosody.log"):
+            try:
+                with open(os.path.join(self.workdir, name), "rb") as f:
+                    text += f.read()[-2000:].decode(errors="replace")
+            except OSError:
+                pass
+        return text
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+def prosody_version(binary: str) -> str:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "prosody"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        return f"prosody {out}" if out else "prosody"
+    except (OSError, subprocess.SubprocessError):
+        return "prosody"
+
+
+# ---- load client --------------------------------------------------------------------------------
+
+class Client:
+    """One raw XMPP c2s connection."""
+
+    __slots__ = ("idx", "reader", "writer", "jid", "buf", "received", "expected", "done", "errors", "tail")
+
+    def __init__(self, idx: int) -> None:
+        self.idx = idx
+        self.jid = ""
+        self.buf = b""
+        self.received = 0
+        self.expected = 0
+        self.done: asyncio.Event | None = None
+        self.errors = 0
+        self.tail = b""
+
+    async def _until(self, *markers: bytes) -> bytes:
+        """Read until one of `markers` is in the buffer; return and drop everything up to its end."""
+        while True:
+            for m in markers:
+                i = self.buf.find(m)
+                if i >= 0:
+                    out, self.buf = self.buf[:i + len(m)], self.buf[i + len(m):]
+                    return out
+            if b"<stream:error" in self.buf or b"<failure" in self.buf:
+                raise BenchError(f"client {self.idx}: server said {self.buf[:500]!r}")
+            data = await self.reader.read(65536)
+            if not data:
+                raise BenchError(f"client {self.idx}: connection closed; buffer {self.buf[:500]!r}")
+            self.buf += data
+
+    async def connect(self, host: str, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection(host, port)
+        w = self.writer
+        w.write(STREAM_OPEN)
+        await self._until(b"</stream:features>")
+        w.write(AUTH)
+        await self._until(b"<success")
+        await self._until(b">")  # rest of the <success .../> or <success ...>...</success> start tag
+        w.write(STREAM_OPEN)
+        await self._until(b"</stream:features>")
+        w.write(BIND)
+        reply = await self._until(b"</iq>")
+        i, j = reply.find(b"<jid>"), reply.find(b"</jid>")
+        if i < 0 or j < 0:
+            raise BenchError(f"client {self.idx}: bind failed: {reply[:500]!r}")
+        self.jid = reply[i + 5:j].decode()
+        w.write(PRESENCE)
+        await w.drain()
+
+    async def read_loop(self) -> None:
+        """Count `</message>` (and error stanzas) until the stream ends; sets self.done when
+        self.received reaches self.expected. Starts with what connect() left in self.buf."""
+        data, self.buf = self.buf, b""
+        tail = b""
+        while True:
+            if data:
+                chunk = tail + data
+                n = chunk.count(MSG_END)
+                if n:
+                    self.received += n
+                    if self.received >= self.expected:
+                        self.done.set()
+                if b"error" in chunk:  # stanza errors are counted; a stream error ends the client
+                    self.errors += chunk.count(b"type='error'") + chunk.count(b'type="error"')
+                    if b"<stream:error" in chunk:
+                        self.errors += 1
+                        self.done.set()
+                        return
+                # '</message>' has one '<' and no border, so a 9-byte tail never re-counts a match
+                tail = chunk[-(len(MSG_END) - 1):]
+            data = await self.reader.read(262144)
+            if not data:
+                self.done.set()
+                return
+
+    async def send_messages(self, to: str, count: int, batch: int) -> None:
+        w = self.writer
+        head = f"<message to='{to}' type='chat' id='".encode()
+        for start in range(0, count, batch):
+            parts = [head + b"%d'><body>message %d from client %d</body></message>" % (k, k, self.idx)
+                     for k in range(start, min(count, start + batch))]
+            w.write(b"".join(parts))
+            await w.drain()
+
+    async def close(self) -> None:
+        try:
+            self.writer.write(STREAM_CLOSE)
+            await asyncio.wait_for(self.writer.drain(), 2)
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+        except (OSError, asyncio.TimeoutError, ConnectionError):
+            pass
+
+
+@dataclass
+class Result:
+    server: str
+    detail: str = ""
+    clients: int = 0
+    rounds: int = 0
+    connect_wall: float = float("nan")
+    connect_cpu: float = float("nan")
+    round_walls: list[float] = field(default_factory=list)
+    msg_cpu: float = 0.0          # server CPU over all message rounds
+    client_cpu: float = 0.0       # this (load) process's CPU over all message rounds
+    delivered: int = 0            # over all message rounds
+    errors: int = 0
+    rss_mb: float = float("nan")
+
+    @property
+    def connects_per_s(self) -> float:
+        return self.clients / self.connect_wall
+
+    @property
+    def msgs_per_s(self) -> float:
+        """Median over rounds of (messages in the round / round wall time)."""
+        if not self.round_walls or not self.rounds:
+            return float("nan")
+        per_round = self.delivered / len(self.round_walls)
+        return statistics.median(per_round / w for w in self.round_walls)
+
+    @property
+    def msg_wall(self) -> float:
+        return sum(self.round_walls) if self.round_walls else float("nan")
+
+    @property
+    def cpu_per_1000_msgs(self) -> float:
+        return self.msg_cpu / self.delivered * 1000 if self.delivered else float("nan")
+
+    @property
+    def client_cpu_per_1000_msgs(self) -> float:
+        return self.client_cpu / self.delivered * 1000 if self.delivered else float("nan")
+
+    @property
+    def cpu_ms_per_connect(self) -> float:
+        return self.connect_cpu / self.clients * 1000
+
+
+async def run_load(pid: int, host: str, port: int, args: argparse.Namespace, res: Result) -> None:
+    n, m = args.clients, args.messages
+    clients = [Client(i) for i in range(n)]
+    sem = asyncio.Semaphore(args.concurrency)
+
+    async def connect(c: Client) -> None:
+        async with sem:
+            await c.connect(host, port)
+
+    readers: list[asyncio.Future] = []
+    try:
+        # -- phase 1: connect, authenticate, bind, initial presence
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.gather(*(connect(c) for c in clients))
+        t1 = time.perf_counter()
+        res.clients, res.connect_wall, res.connect_cpu = n, t1 - t0, cpu_seconds(pid) - cpu0
+
+        for c in clients:
+            c.expected, c.done = m, asyncio.Event()
+        readers = [asyncio.ensure_future(c.read_loop()) for c in clients]
+        await asyncio.sleep(0.2)  # presence echoes arrive and are read; the server goes idle
+
+        # -- phase 2: every client sends m messages to the next one; repeated args.rounds times
+        for _ in range(args.rounds):
+            for c in clients:
+                c.received, c.done = 0, asyncio.Event()
+            cpu2, own2, t2 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+            senders = [asyncio.ensure_future(c.send_messages(clients[(c.idx + 1) % n].jid, m, args.batch))
+                       for c in clients]
+            waits = [asyncio.ensure_future(c.done.wait()) for c in clients]  # type: ignore[union-attr]
+            try:
+                await asyncio.gather(*senders, *waits)
+            finally:
+                t3 = time.perf_counter()
+                res.msg_cpu += cpu_seconds(pid) - cpu2
+                res.client_cpu += time.process_time() - own2
+                res.errors = sum(c.errors for c in clients)
+                for t in senders + waits:
+                    t.cancel()
+            short = [c.idx for c in clients if c.received < m]
+            if short:
+                raise BenchError(f"{len(short)} clients did not get all messages (first: {short[:5]})")
+            res.round_walls.append(t3 - t2)
+            res.delivered += sum(c.received for c in clients)
+            res.rounds += 1
+        res.rss_mb = rss_mb(pid)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients if hasattr(c, "writer")), return_exceptions=True)
+        for r in readers:
+            r.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
+def bench_server(server, args: argparse.Namespace, deadline: float) -> Result:
+    res = Result(server.name)
+    remaining = deadline - time.monotonic()
+    server.start(timeout=min(30.0, max(1.0, remaining)))
+    try:
+        res.detail = server.detail
+        assert server.proc is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BenchError("overall timeout reached before the run started")
+        coro = run_load(server.proc.pid, server.host, server.port, args, res)
+        try:
+            asyncio.run(asyncio.wait_for(coro, remaining))
+        except asyncio.TimeoutError:
+            raise BenchError(f"timed out after {args.timeout:.0f}s overall "
+                             f"({res.rounds} of {args.rounds} message rounds done)") from None
+        if server.proc.poll() is not None:
+            raise BenchError(f"server exited with status {server.proc.returncode} during the run")
+    finally:
+        server.stop()
+    return res
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+def fmt(v: float, digits: int) -> str:
+    return "n/a" if v != v else f"{v:,.{digits}f}"
+
+
+def table(results: dict[str, Result]) -> str:
+    ours, pros = results.get("ours"), results.get("prosody")
+    rows = [
+        ("connects+auth+bind per s", "connects_per_s", 0),
+        ("server CPU ms per connect", "cpu_ms_per_connect", 2),
+        ("server CPU s, connect phase", "connect_cpu", 2),
+        ("messages delivered per s", "msgs_per_s", 0),
+        ("server CPU s per 1000 msgs", "cpu_per_1000_msgs", 3),
+        ("server CPU s, message phase (all rounds)", "msg_cpu", 2),
+        ("message phase wall s (all rounds)", "msg_wall", 2),
+        ("load client CPU s per 1000 msgs", "client_cpu_per_1000_msgs", 3),
+        ("server RSS MB after", "rss_mb", 1),
+    ]
+    head = ["metric", "ours", "prosody", "ours/prosody"]
+    body = []
+    for label, attr, digits in rows:
+        a = getattr(ours, attr) if ours else float("nan")
+        b = getattr(pros, attr) if pros else float("nan")
+        ratio = a / b if (ours and pros and b) else float("nan")
+        body.append([label, fmt(a, digits), fmt(b, digits), fmt(ratio, 2)])
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(4)]
+    lines = ["| " + " | ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)) + " |",
+             "|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|"]
+    for r in body:
+        lines.append("| " + " | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) + " |")
+    return "\n".join(lines)
+
+
+def srv_log(srv) -> str:
+    return srv.stderr_tail() if isinstance(srv, OurServer) else srv.log_tail()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=50, help="number of load clients (default 50)")
+    ap.add_argument("--messages", type=int, default=200, help="messages each client sends (default 200)")
+    ap.add_argument("--only", choices=("ours", "prosody"), help="bench one server only")
+    ap.add_argument("--concurrency", type=int, default=25,
+                    help="connection attempts in flight during the connect phase (default 25)")
+    ap.add_argument("--batch", type=int, default=20,
+                    help="messages written per write()+drain() by each client (default 20)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="message rounds on the same connections; msgs/s is the median (default 3)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="overall time limit in seconds (default 300)")
+    ap.add_argument("--prosody", default=shutil.which("prosody") or "/usr/bin/prosody", help="prosody binary")
+    ap.add_argument("--no-uvloop", action="store_true", help="run the load client on plain asyncio")
+    args = ap.parse_args()
+    if args.clients < 2 or args.messages < 1 or args.rounds < 1:
+        ap.error("need at least 2 clients and 1 message")
+
+    client_loop = "asyncio"
+    if not args.no_uvloop:
+        try:
+            import uvloop
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+            client_loop = "uvloop"
+        except ImportError:
+            pass
+
+    deadline = time.monotonic() + args.timeout
+    results: dict[str, Result] = {}
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="xmpp-bench-") as tmp:
+        servers = []
+        if args.only in (None, "ours"):
+            servers.append(OurServer(tmp))
+        if args.only in (None, "prosody"):
+            if os.path.exists(args.prosody) and os.access(args.prosody, os.X_OK):
+                servers.append(ProsodyServer(tmp, args.prosody))
+            else:
+                print(f"note: prosody not found at {args.prosody}; benching our server only", file=sys.stderr)
+        for srv in servers:
+            print(f"[{srv.name}] {args.clients} clients x {args.messages} messages ...", file=sys.stderr, flush=True)
+            try:
+                results[srv.name] = bench_server(srv, args, deadline)
+            except BenchError as exc:
+                failed = True
+                print(f"[{srv.name}] FAILED: {exc}", file=sys.stderr)
+                extra = srv_log(srv)
+                if extra.strip():
+                    print(f"[{srv.name}] server output:\n{extra}", file=sys.stderr)
+            else:
+                r = results[srv.name]
+                print(f"[{srv.name}] ok: {r.delivered} messages in {r.rounds} rounds "
+                      f"({', '.join(f'{w:.3f}' for w in r.round_walls)} s), {r.errors} errors",
+                      file=sys.stderr, flush=True)
+                if r.errors:
+                    failed = True
+                    print(f"[{srv.name}] error stanzas received: {srv_log(srv)}",
+                      file=sys.stderr, flush=True)
+
+    print(f"# xmpp_routing: {args.clients} clients x {args.messages} messages x {args.rounds} rounds "
+          f"(= {args.clients * args.messages} messages per round), client i -> client (i+1) % N")
+    print(f"# load client: {client_loop}, connect concurrency {args.concurrency}, batch {args.batch}; "
+          f"{os.cpu_count()} CPUs; loopback TCP, SASL ANONYMOUS, no TLS")
+    for r in results.values():
+        print(f"# {r.server}: {r.detail}")
+    print(table(results))
+    print("# ratio > 1: ours is higher (better for per-s rows, worse for CPU/RSS rows)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
