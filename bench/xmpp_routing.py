@@ -147,6 +147,9 @@ class OurServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        self.errlog.close()
 
 
 def write_self_signed(key_path: str, cert_path: str) -> None:
@@ -243,6 +246,7 @@ class ProsodyServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+        self.out.close()
 
 
 def prosody_version(binary: str) -> str:
@@ -259,7 +263,7 @@ def prosody_version(binary: str) -> str:
 class Client:
     """One raw XMPP c2s connection."""
 
-    __slots__ = ("idx", "reader", "writer", "jid", "buf", "received", "expected", "done", "errors", "tail")
+    __slots__ = ("idx", "reader", "writer", "jid", "buf", "received", "expected", "done", "errors")
 
     def __init__(self, idx: int) -> None:
         self.idx = idx
@@ -269,7 +273,6 @@ class Client:
         self.expected = 0
         self.done: asyncio.Event | None = None
         self.errors = 0
-        self.tail = b""
 
     async def _until(self, *markers: bytes) -> bytes:
         """Read until one of `markers` is in the buffer; return and drop everything up to its end."""
@@ -390,6 +393,11 @@ class Result:
         return self.client_cpu / self.delivered * 1000 if self.delivered else float("nan")
 
     @property
+    def server_busy_pct(self) -> float:
+        """Server CPU time / wall time in the message phase: ~100 means one core saturated."""
+        return self.msg_cpu / self.msg_wall * 100 if self.round_walls else float("nan")
+
+    @property
     def cpu_ms_per_connect(self) -> float:
         return self.connect_cpu / self.clients * 1000
 
@@ -450,7 +458,9 @@ async def run_load(pid: int, host: str, port: int, args: argparse.Namespace, res
 def bench_server(server, args: argparse.Namespace, deadline: float) -> Result:
     res = Result(server.name)
     remaining = deadline - time.monotonic()
-    server.start(timeout=min(30.0, max(1.0, remaining)))
+    if remaining <= 1.0:
+        raise BenchError("overall timeout reached before this server was started")
+    server.start(timeout=min(30.0, remaining))
     try:
         res.detail = server.detail
         assert server.proc is not None
@@ -476,7 +486,14 @@ def fmt(v: float, digits: int) -> str:
     return "n/a" if v != v else f"{v:,.{digits}f}"
 
 
-def table(results: dict[str, Result]) -> str:
+def median_of(runs: list[Result] | None, attr: str) -> float:
+    vals = [getattr(r, attr) for r in runs or ()]
+    vals = [v for v in vals if v == v]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def table(results: dict[str, list[Result]]) -> str:
+    """One row per metric; with --repeat, every cell is the median over the repeats."""
     ours, pros = results.get("ours"), results.get("prosody")
     rows = [
         ("connects+auth+bind per s", "connects_per_s", 0),
@@ -486,14 +503,14 @@ def table(results: dict[str, Result]) -> str:
         ("server CPU s per 1000 msgs", "cpu_per_1000_msgs", 3),
         ("server CPU s, message phase (all rounds)", "msg_cpu", 2),
         ("message phase wall s (all rounds)", "msg_wall", 2),
+        ("server CPU busy % in message phase", "server_busy_pct", 0),
         ("load client CPU s per 1000 msgs", "client_cpu_per_1000_msgs", 3),
         ("server RSS MB after", "rss_mb", 1),
     ]
     head = ["metric", "ours", "prosody", "ours/prosody"]
     body = []
     for label, attr, digits in rows:
-        a = getattr(ours, attr) if ours else float("nan")
-        b = getattr(pros, attr) if pros else float("nan")
+        a, b = median_of(ours, attr), median_of(pros, attr)
         ratio = a / b if (ours and pros and b) else float("nan")
         body.append([label, fmt(a, digits), fmt(b, digits), fmt(ratio, 2)])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(4)]
@@ -519,12 +536,15 @@ def main() -> int:
                     help="messages written per write()+drain() by each client (default 20)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="message rounds on the same connections; msgs/s is the median (default 3)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run everything (fresh server processes) this many times, alternating servers; "
+                         "table cells are medians (default 1)")
     ap.add_argument("--timeout", type=float, default=300.0, help="overall time limit in seconds (default 300)")
     ap.add_argument("--prosody", default=shutil.which("prosody") or "/usr/bin/prosody", help="prosody binary")
     ap.add_argument("--no-uvloop", action="store_true", help="run the load client on plain asyncio")
     args = ap.parse_args()
-    if args.clients < 2 or args.messages < 1 or args.rounds < 1:
-        ap.error("need at least 2 clients and 1 message")
+    if args.clients < 2 or args.messages < 1 or args.rounds < 1 or args.repeat < 1:
+        ap.error("need at least 2 clients, 1 message, 1 round and 1 repeat")
 
     client_loop = "asyncio"
     if not args.no_uvloop:
@@ -536,7 +556,7 @@ def main() -> int:
             pass
 
     deadline = time.monotonic() + args.timeout
-    results: dict[str, Result] = {}
+    results: dict[str, list[Result]] = {}
     failed = False
     with tempfile.TemporaryDirectory(prefix="xmpp-bench-") as tmp:
         servers = []
@@ -547,33 +567,46 @@ def main() -> int:
                 servers.append(ProsodyServer(tmp, args.prosody))
             else:
                 print(f"note: prosody not found at {args.prosody}; benching our server only", file=sys.stderr)
-        for srv in servers:
-            print(f"[{srv.name}] {args.clients} clients x {args.messages} messages ...", file=sys.stderr, flush=True)
-            try:
-                results[srv.name] = bench_server(srv, args, deadline)
-            except BenchError as exc:
-                failed = True
-                print(f"[{srv.name}] FAILED: {exc}", file=sys.stderr)
-                extra = srv_log(srv)
-                if extra.strip():
-                    print(f"[{srv.name}] server output:\n{extra}", file=sys.stderr)
-            else:
-                r = results[srv.name]
-                print(f"[{srv.name}] ok: {r.delivered} messages in {r.rounds} rounds "
-                      f"({', '.join(f'{w:.3f}' for w in r.round_walls)} s), {r.errors} errors",
+        for rep_no in range(args.repeat):
+            for srv in servers:
+                tag = f"[{srv.name}]" if args.repeat == 1 else f"[{srv.name} {rep_no + 1}/{args.repeat}]"
+                print(f"{tag} {args.clients} clients x {args.messages} messages x {args.rounds} rounds ...",
                       file=sys.stderr, flush=True)
+                try:
+                    r = bench_server(srv, args, deadline)
+                except BenchError as exc:
+                    failed = True
+                    print(f"{tag} FAILED: {exc}", file=sys.stderr)
+                    extra = srv_log(srv)
+                    if extra.strip():
+                        print(f"{tag} server output:\n{extra}", file=sys.stderr)
+                    continue
+                results.setdefault(srv.name, []).append(r)
+                print(f"{tag} ok: {r.connects_per_s:,.0f} connects/s; {r.delivered} messages, rounds "
+                      f"{', '.join(f'{w:.3f}' for w in r.round_walls)} s, {r.msgs_per_s:,.0f} msgs/s; "
+                      f"{r.errors} errors", file=sys.stderr, flush=True)
                 if r.errors:
                     failed = True
-                    print(f"[{srv.name}] error stanzas received: {srv_log(srv)}",
-                      file=sys.stderr, flush=True)
+                    print(f"{tag} error stanzas received: {srv_log(srv)}", file=sys.stderr)
+            if failed:
+                break
 
     print(f"# xmpp_routing: {args.clients} clients x {args.messages} messages x {args.rounds} rounds "
           f"(= {args.clients * args.messages} messages per round), client i -> client (i+1) % N")
     print(f"# load client: {client_loop}, connect concurrency {args.concurrency}, batch {args.batch}; "
           f"{os.cpu_count()} CPUs; loopback TCP, SASL ANONYMOUS, no TLS")
-    for r in results.values():
-        print(f"# {r.server}: {r.detail}")
-    print(table(results))
+    for name, runs in results.items():
+        spread = ""
+        if len(runs) > 1:
+            rates = sorted(r.msgs_per_s for r in runs)
+            conns = sorted(r.connects_per_s for r in runs)
+            spread = (f"; over {len(runs)} repeats: msgs/s {rates[0]:,.0f}..{rates[-1]:,.0f}, "
+                      f"connects/s {conns[0]:,.0f}..{conns[-1]:,.0f}")
+        print(f"# {name}: {runs[0].detail}{spread}")
+    if results:
+        print(table(results))
+    else:
+        print("# no results")
     print("# ratio > 1: ours is higher (better for per-s rows, worse for CPU/RSS rows)")
     return 1 if failed else 0
 

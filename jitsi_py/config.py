@@ -86,6 +86,24 @@ class BoshSection:
 
 
 @dataclass
+class MucSection:
+    enabled: bool = True
+    # Empty: conference.<server.domain>. Lobby rooms live at lobby.<server.domain>.
+    domain: str = ""
+    # Who may create a room: "anyone", "authenticated" (guests may still join existing rooms),
+    # or "admins" (only the JIDs in `admins`, e.g. the focus).
+    create_rooms: str = "anyone"
+    # Bare JIDs that own every room (the focus). Empty: focus@auth.<server.domain>.
+    admins: list[str] = field(default_factory=list)
+    # Messages a new occupant gets as discussion history (0 = none).
+    history_size: int = 20
+    # Default maximum occupants of a new room (0 = unlimited).
+    max_occupants: int = 0
+    # Waiting room for members-only rooms (Jitsi's "lobby"), at lobby.<server.domain>.
+    lobby: bool = True
+
+
+@dataclass
 class Config:
     """The whole file. `path` is where it was read from ("" for built-in defaults)."""
 
@@ -98,6 +116,7 @@ class Config:
     component: list[ComponentSecret] = field(default_factory=list)
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)
+    muc: MucSection = field(default_factory=MucSection)
     path: str = ""
 
 
@@ -144,6 +163,9 @@ class _KeyLines:
         while dotted:
             if dotted in self.lines:
                 return self.lines[dotted]
+            plain = re.sub(r"\[\d+\]$", "", dotted)  # an array's entry: the array's line
+            if plain != dotted and plain in self.lines:
+                return self.lines[plain]
             dotted = dotted.rpartition(".")[0]
         return 1
 
@@ -169,6 +191,11 @@ def _fill(obj: object, data: dict, prefix: str, problems: list[tuple[str, str]])
                 problems.append((dotted, f"must be a table [{dotted}]"))
                 continue
             _fill(getattr(obj, key), value, dotted + ".", problems)
+        elif origin is list and typing.get_args(tp)[0] is str:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append((dotted, "must be an array of strings"))
+                continue
+            setattr(obj, key, list(value))
         elif origin is list:
             (item_tp,) = typing.get_args(tp)
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -219,6 +246,16 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         if comp.domain and comp.domain.lower() in seen:
             problems.append((f"component[{i}].domain", f"{comp.domain!r} is configured twice"))
         seen.add(comp.domain.lower())
+    if cfg.muc.create_rooms not in ("anyone", "authenticated", "admins"):
+        problems.append(("muc.create_rooms", f"{cfg.muc.create_rooms!r} is not allowed (allowed: anyone, authenticated, admins)"))
+    for key in ("history_size", "max_occupants"):
+        if getattr(cfg.muc, key) < 0:
+            problems.append((f"muc.{key}", "must not be negative"))
+    if cfg.muc.domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", cfg.muc.domain.lower()):
+        problems.append(("muc.domain", f"{cfg.muc.domain!r} is not a valid domain name"))
+    for i, jid in enumerate(cfg.muc.admins):
+        if "@" not in jid or "/" in jid:
+            problems.append((f"muc.admins[{i}]", f"{jid!r} is not a bare JID (user@domain)"))
     for extra in _extra_checks:
         extra(cfg, base, problems)
 

@@ -28,6 +28,9 @@ MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"
 MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
 MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+MUC_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
+MUC_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
+JITMEET = "http://jitsi.org/jitmeet"
 
 XML = "http://www.w3.org/XML/1998/namespace"
 

@@ -25,12 +25,16 @@ from .component import component_protocol_factory
 log = logging.getLogger(__name__)
 
 
-def default_plugins() -> list[type[Plugin]]:
+def default_plugins(cfg: Config | None = None) -> list[type[Plugin]]:
+    from .muc.plugin import MucPlugin
     from .plugins.disco import DiscoPlugin
     from .plugins.ping import PingPlugin
     from .plugins.roster import RosterPlugin
     from .plugins.version import VersionPlugin
-    return [DiscoPlugin, PingPlugin, VersionPlugin, RosterPlugin]
+    plugins: list[type[Plugin]] = [DiscoPlugin, PingPlugin, VersionPlugin, RosterPlugin]
+    if cfg is None or cfg.muc.enabled:
+        plugins.append(MucPlugin)
+    return plugins
 
 
 class Server:
@@ -51,7 +55,7 @@ class Server:
         self.anonymous_signins = RateCounter(cfg.limits.anonymous_sessions_per_minute)
         self.disco_features: set[str] = set()
         self.disco_identities: list[dict[str, str]] = []
-        self.plugins: list[Plugin] = [cls(self) for cls in (default_plugins() if plugins is None else plugins)]
+        self.plugins: list[Plugin] = [cls(self) for cls in (default_plugins(cfg) if plugins is None else plugins)]
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Future] = set()
         self._streams: set[Any] = set()

@@ -1,0 +1,43 @@
+"""The MUC as a plugin of our own server (the default; `component_client.py` is the other host)."""
+from __future__ import annotations
+
+from ..plugin import Plugin
+from ..stanza import JID
+from .service import MucService
+
+
+def muc_settings(cfg) -> dict:
+    """MucService keyword arguments from the [muc] section, shared by both hosts."""
+    domain = cfg.server.domain.lower()
+    muc = cfg.muc
+    return dict(
+        domain=(muc.domain or f"conference.{domain}").lower(),
+        admins=[a.lower() for a in muc.admins] or [f"focus@auth.{domain}"],
+        create_rooms=muc.create_rooms, history_size=muc.history_size,
+        max_occupants=muc.max_occupants,
+        lobby_domain=f"lobby.{domain}" if muc.lobby else None,
+    )
+
+
+class MucPlugin(Plugin):
+    name = "muc"
+
+    async def start(self) -> None:
+        server = self.server
+        self.service = MucService(send=server.send, is_guest=self._is_guest, **muc_settings(server.cfg))
+        server.register_domain(self.service.domain, self.service)
+        if self.service.lobby is not None:
+            server.register_domain(self.service.lobby.domain, self.service.lobby)
+            # lib-jitsi-meet looks for this identity on the domain to offer the lobby
+            server.disco_identities.append({"category": "component", "type": "lobbyrooms",
+                                            "name": self.service.lobby.domain})
+
+    async def stop(self) -> None:
+        for domain in self.service.domains():
+            self.server.unregister_domain(domain)
+
+    def _is_guest(self, jid: JID) -> bool:
+        session = self.server.router.session(jid)
+        if session is not None and session.auth is not None:
+            return bool(session.auth[2])
+        return jid.domain == self.server.guest_domain and jid.domain != self.server.domain

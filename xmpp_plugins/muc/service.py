@@ -1,0 +1,193 @@
+"""A MUC service: the domain (conference.<domain>) that holds rooms, and who may create them.
+
+It is a `DomainHandler`: it receives every stanza addressed to its domain and sends through a
+`send` callable. Inside our server that is the router; as an external component it is the
+component stream (see `component_client.py`). Errors are sent from here, not by the caller, so
+both hosts behave the same.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from lxml import etree
+
+from .. import ns
+from ..errors import StanzaError
+from ..stanza import JID, Stanza, make_error, make_result
+from .forms import RoomConfig
+from .room import Room
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[etree._Element], None]
+
+
+class MucService:
+    def __init__(self, domain: str, send: Send, *, admins: list[str] | None = None,
+                 create_rooms: str = "anyone", history_size: int = 20, max_occupants: int = 0,
+                 is_guest: Callable[[JID], bool] | None = None, lobby_domain: str | None = None,
+                 name: str = "Conference rooms") -> None:
+        self.domain = domain.lower()
+        self._send = send
+        self.admins = {a.lower() for a in (admins or [])}
+        self.create_rooms = create_rooms
+        self.history_size = history_size
+        self.max_occupants = max_occupants
+        self.is_guest = is_guest or (lambda jid: False)
+        self.name = name
+        self.rooms: dict[str, Room] = {}
+        self.lobby: MucService | None = None
+        if lobby_domain:
+            self.lobby = MucService(lobby_domain, send, admins=admins, create_rooms="admins",
+                                    history_size=0, is_guest=is_guest, name="Lobby rooms")
+
+    # ---- plumbing ------------------------------------------------------------------------------
+    def send(self, el: etree._Element) -> None:
+        self._send(el)
+
+    def is_admin(self, bare: str) -> bool:
+        return bare in self.admins
+
+    def domains(self) -> list[str]:
+        return [self.domain] + ([self.lobby.domain] if self.lobby is not None else [])
+
+    def handler_for(self, domain: str) -> "MucService | None":
+        if domain == self.domain:
+            return self
+        if self.lobby is not None and domain == self.lobby.domain:
+            return self.lobby
+        return None
+
+    def receive(self, stanza: Stanza) -> None:
+        """Every stanza to our domain. Never raises: a bad stanza gets its error reply."""
+        if stanza.from_ is None or stanza.to is None:
+            return
+        try:
+            self._dispatch(stanza)
+        except StanzaError as exc:
+            self._error(stanza, exc)
+        except Exception:
+            log.exception("MUC failed on %r", stanza)
+            self._error(stanza, StanzaError("internal-server-error"))
+
+    def _error(self, stanza: Stanza, exc: StanzaError) -> None:
+        if stanza.name == "presence" and stanza.type not in (None,):
+            return
+        if stanza.name == "iq" and stanza.type in ("result", "error"):
+            return
+        reply = make_error(stanza, exc)
+        if reply is not None:
+            self.send(reply)
+
+    def _dispatch(self, stanza: Stanza) -> None:
+        to = stanza.to
+        assert to is not None
+        if not to.user:
+            if stanza.name == "iq":
+                self._service_iq(stanza)
+            elif stanza.name == "message" and stanza.type != "error":
+                raise StanzaError("service-unavailable", "Messages go to rooms, not to the service")
+            return
+        room = self.rooms.get(to.user)
+        if room is None:
+            if stanza.name == "presence" and stanza.type is None and to.resource:
+                room = self._create(stanza)
+                if room is None:
+                    return
+                return
+            if stanza.name == "presence":
+                return
+            raise StanzaError("item-not-found", "No such room")
+        if stanza.name == "presence":
+            room.on_presence(stanza)
+        elif stanza.name == "message":
+            room.on_message(stanza)
+        else:
+            self._room_iq(room, stanza)
+
+    def _room_iq(self, room: Room, stanza: Stanza) -> None:
+        if stanza.type in ("result", "error"):
+            if stanza.to is not None and stanza.to.resource:
+                room.on_iq(stanza)  # a reply to an IQ one occupant relayed to another
+            return
+        result = room.on_iq(stanza)
+        if stanza.to is not None and not stanza.to.resource:
+            self.send(make_result(stanza, result))
+
+    # ---- rooms ---------------------------------------------------------------------------------
+    def may_create(self, jid: JID) -> bool:
+        if self.is_admin(jid.bare) or self.create_rooms == "anyone":
+            return True
+        if self.create_rooms == "authenticated":
+            return not self.is_guest(jid)
+        return False
+
+    def _create(self, stanza: Stanza) -> Room | None:
+        assert stanza.to is not None and stanza.from_ is not None
+        if not self.may_create(stanza.from_):
+            raise StanzaError("not-allowed", "Room creation is restricted; ask an existing room's members")
+        cfg = RoomConfig(max_occupants=self.max_occupants)
+        by_admin = self.is_admin(stanza.from_.bare)
+        if by_admin:
+            cfg.whois = "anyone"  # conferences: the focus and clients need real JIDs
+        room = Room(self, stanza.to.user, cfg)
+        if not by_admin:
+            room.affiliations[stanza.from_.bare] = "owner"
+            room.locked = True  # XEP-0045 10.1: until the owner accepts or configures it
+        self.rooms[room.name] = room
+        try:
+            room.join(stanza, stanza.to.resource, created=True)
+        except StanzaError:
+            self.rooms.pop(room.name, None)
+            raise
+        log.info("room %s created by %s", room.jid, stanza.from_)
+        return room
+
+    def create_lobby(self, main: Room) -> Room:
+        cfg = RoomConfig(whois="anyone", public=False, name=f"Lobby of {main.config.name or main.name}")
+        room = self.rooms.get(main.name)
+        if room is None:
+            room = Room(self, main.name, cfg, parent=main)
+            self.rooms[room.name] = room
+        return room
+
+    def room_empty(self, room: Room) -> None:
+        if room.config.persistent or room.parent is not None:
+            return  # a lobby lives as long as its main room
+        if room.lobby_room is not None and room.lobby_room.occupants:
+            return
+        self.remove_room(room)
+
+    def remove_room(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            log.info("room %s removed", room.jid)
+        if room.parent is not None and room.parent.lobby_room is room:
+            room.parent.lobby_room = None
+
+    # ---- the service's own IQs -----------------------------------------------------------------
+    def _service_iq(self, stanza: Stanza) -> None:
+        if stanza.type not in ("get", "set"):
+            return
+        payload = stanza.payload()
+        tag = payload.tag if payload is not None else None
+        if tag == ns.q(ns.DISCO_INFO, "query") and stanza.type == "get":
+            if payload.get("node"):
+                raise StanzaError("item-not-found")
+            out = etree.Element(ns.q(ns.DISCO_INFO, "query"), nsmap={None: ns.DISCO_INFO})
+            etree.SubElement(out, ns.q(ns.DISCO_INFO, "identity"), category="conference", type="text", name=self.name)
+            for var in (ns.MUC, ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.STANZA_ID):
+                etree.SubElement(out, ns.q(ns.DISCO_INFO, "feature"), var=var)
+            self.send(make_result(stanza, out))
+        elif tag == ns.q(ns.DISCO_ITEMS, "query") and stanza.type == "get":
+            out = etree.Element(ns.q(ns.DISCO_ITEMS, "query"), nsmap={None: ns.DISCO_ITEMS})
+            for room in sorted(self.rooms.values(), key=lambda r: r.name):
+                if room.config.public and not room.locked:
+                    etree.SubElement(out, ns.q(ns.DISCO_ITEMS, "item"), jid=room.jid,
+                                     name=f"{room.config.name or room.name} ({len(room.occupants)})")
+            self.send(make_result(stanza, out))
+        elif tag == ns.q(ns.PING, "ping") and stanza.type == "get":
+            self.send(make_result(stanza))
+        else:
+            raise StanzaError("service-unavailable")
