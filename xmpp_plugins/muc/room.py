@@ -583,11 +583,11 @@ class Room:
             target_aff = self.affiliation(target.jid.bare)
             if actor_role != "moderator":
                 raise StanzaError("forbidden", "Only moderators may change roles")
+            if target_aff in ("owner", "admin") and role != "moderator":
+                raise StanzaError("not-allowed", "Owners and admins cannot be kicked or silenced")
             if role == "moderator" or target.role == "moderator":
                 if actor_aff not in ("owner", "admin"):
                     raise StanzaError("forbidden", "Only admins and owners may grant or revoke moderator")
-            if target_aff in ("owner", "admin") and role != "moderator":
-                raise StanzaError("not-allowed", "Owners and admins cannot be kicked or silenced")
             if RANK[target_aff] > RANK[actor_aff] and target is not self.by_jid.get(actor_jid.full):
                 raise StanzaError("not-allowed", "That occupant outranks you")
 
@@ -654,6 +654,8 @@ class Room:
             notice = etree.Element("message")
             notice.set("from", self.jid)
             notice.set("to", occ.jid.full)
+            # plain clients see the body; ours reads the element and joins the main room
+            etree.SubElement(notice, "body").text = f"A moderator let you in: join {main_room}"
             etree.SubElement(notice, ns.q(ns.JITMEET, "lobby-access"), nsmap={None: ns.JITMEET},
                              granted="true", room=main_room)
             self.service.send(notice)

@@ -97,6 +97,8 @@ class MucService:
                     return
                 return
             if stanza.name == "presence":
+                if stanza.type is None:
+                    raise StanzaError("jid-malformed", "Join with a nickname: room@service/nick")
                 return
             raise StanzaError("item-not-found", "No such room")
         if stanza.name == "presence":
