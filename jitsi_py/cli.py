@@ -63,6 +63,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run_muc(cfg: Config) -> None:
+    import signal
+
+    from xmpp_plugins.muc.external import run_forever
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"MUC component for {cfg.muc.domain or 'conference.' + cfg.server.domain} -> "
+          f"{cfg.muc.server_host}:{cfg.muc.server_port}", flush=True)
+    await run_forever(cfg, stop)
+
+
+def cmd_muc(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if not cfg.muc.secret:
+        print(f"{args.config}: key 'muc.secret': set the component secret the XMPP server has for the MUC",
+              file=sys.stderr)
+        return 2
+    _setup_logging(cfg)
+    try:
+        _run_async(_run_muc(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     _load(args.file)
     print(f"{args.file}: OK")
@@ -122,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole stack (XMPP server, web) on this machine")
     run.add_argument("--config", help="TOML config file (default: the embedded defaults)")
     run.set_defaults(func=cmd_run)
+    muc = sub.add_parser("muc", help="run only the MUC, as an XEP-0114 component of another XMPP server")
+    muc.add_argument("--config", required=True, help="TOML config file with [muc] server_host/server_port/secret")
+    muc.set_defaults(func=cmd_muc)
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)

@@ -101,6 +101,11 @@ class MucSection:
     max_occupants: int = 0
     # Waiting room for members-only rooms (Jitsi's "lobby"), at lobby.<server.domain>.
     lobby: bool = True
+    # Only for `jitsi-py muc` (the MUC as an XEP-0114 component of another server): where that
+    # server's component port is, and the secret it has for the MUC's domains.
+    server_host: str = "127.0.0.1"
+    server_port: int = 5347
+    secret: str = ""
 
 
 @dataclass
@@ -219,6 +224,8 @@ def _fill(obj: object, data: dict, prefix: str, problems: list[tuple[str, str]])
 
 
 def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
+    if not 0 < cfg.muc.server_port <= 65535:
+        problems.append(("muc.server_port", f"{cfg.muc.server_port} is out of range (allowed: 1..65535)"))
     for name in ("c2s", "components", "http"):
         port = getattr(cfg, name).port
         if not 0 <= port <= 65535:
