@@ -187,3 +187,26 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+@pytest.fixture
+async def http_front():
+    """Serve BOSH and WebSocket for a started server: `base_url = await http_front(srv)`."""
+    from aiohttp import web
+
+    from xmpp_plugins.http import setup_http
+    runners = []
+
+    async def make(srv: Server) -> str:
+        app = web.Application()
+        setup_http(app, srv)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
