@@ -60,6 +60,10 @@ class Stack:
             lines.append("XMPP client connections (c2s, STARTTLS): %s:%d" % tuple(srv.c2s_address))
         if srv is not None and srv.component_address:
             lines.append("XMPP components (XEP-0114): %s:%d" % tuple(srv.component_address))
+        muc = next((p for p in srv.plugins if p.name == "muc"), None) if srv is not None else None
+        if muc is not None:
+            lobby = f" (lobby: {muc.service.lobby.domain})" if muc.service.lobby is not None else ""
+            lines.append(f"Conference rooms (MUC): {muc.service.domain}{lobby}")
         if self.http_address:
             host, port = self.http_address
             base = f"http://{host}:{port}"

@@ -458,3 +458,15 @@ async def test_room_creation_policy(xmpp_server, clients):
     pres, *_ = await join(guest, "new", "g")  # guests may join rooms that exist
     assert 110 in codes(pres)
     assert etree is not None
+
+
+async def test_brewery_is_only_for_internal_accounts(muc):
+    srv = muc.server
+    srv.users.add("jvb", "auth.localhost", "jvbpw")
+    bridge = await muc.focus()
+    pres, *_ = await bridge.plugin["xep_0045"].join_muc_wait(JID("jvbbrewery@internal.auth.localhost"), "jvb1", timeout=5)
+    assert 201 in codes(pres) and 100 in codes(pres)  # open at once, real JIDs shown
+    guest = await muc.user()
+    with pytest.raises(PresenceError) as exc:
+        await guest.plugin["xep_0045"].join_muc_wait(JID("jvbbrewery@internal.auth.localhost"), "intruder", timeout=5)
+    assert exc.value.condition == "forbidden"

@@ -31,9 +31,14 @@ class MucPlugin(Plugin):
             # lib-jitsi-meet looks for this identity on the domain to offer the lobby
             server.disco_identities.append({"category": "component", "type": "lobbyrooms",
                                             "name": self.service.lobby.domain})
+        # The brewery: where bridges announce themselves to the focus (jvbbrewery@internal.auth.<domain>)
+        self.internal = MucService(f"internal.{server.auth_domain}", server.send, admins=[],
+                                   history_size=0, name="Internal rooms", only_domains={server.auth_domain},
+                                   open_rooms=True)
+        server.register_domain(self.internal.domain, self.internal)
 
     async def stop(self) -> None:
-        for domain in self.service.domains():
+        for domain in self.service.domains() + [self.internal.domain]:
             self.server.unregister_domain(domain)
 
     def _is_guest(self, jid: JID) -> bool:

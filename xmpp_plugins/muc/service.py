@@ -27,7 +27,8 @@ class MucService:
     def __init__(self, domain: str, send: Send, *, admins: list[str] | None = None,
                  create_rooms: str = "anyone", history_size: int = 20, max_occupants: int = 0,
                  is_guest: Callable[[JID], bool] | None = None, lobby_domain: str | None = None,
-                 name: str = "Conference rooms") -> None:
+                 name: str = "Conference rooms", only_domains: set[str] | None = None,
+                 open_rooms: bool = False) -> None:
         self.domain = domain.lower()
         self._send = send
         self.admins = {a.lower() for a in (admins or [])}
@@ -36,6 +37,9 @@ class MucService:
         self.max_occupants = max_occupants
         self.is_guest = is_guest or (lambda jid: False)
         self.name = name
+        # Set: only accounts of these domains may enter (the brewery room of focus and bridges).
+        self.only_domains = only_domains
+        self.open_rooms = open_rooms  # every room as if the focus made it: unlocked, real JIDs shown
         self.rooms: dict[str, Room] = {}
         self.lobby: MucService | None = None
         if lobby_domain:
@@ -89,6 +93,9 @@ class MucService:
             elif stanza.name == "message" and stanza.type != "error":
                 raise StanzaError("service-unavailable", "Messages go to rooms, not to the service")
             return
+        if (self.only_domains is not None and stanza.from_ is not None
+                and stanza.from_.domain not in self.only_domains and stanza.type not in ("error", "result")):
+            raise StanzaError("forbidden", "This service is for the conference's own components")
         room = self.rooms.get(to.user)
         if room is None:
             if stanza.name == "presence" and stanza.type is None and to.resource:
@@ -130,7 +137,7 @@ class MucService:
         if not self.may_create(stanza.from_):
             raise StanzaError("not-allowed", "Room creation is restricted; ask an existing room's members")
         cfg = RoomConfig(max_occupants=self.max_occupants)
-        by_admin = self.is_admin(stanza.from_.bare)
+        by_admin = self.is_admin(stanza.from_.bare) or self.open_rooms
         if by_admin:
             cfg.whois = "anyone"  # conferences: the focus and clients need real JIDs
         room = Room(self, stanza.to.user, cfg)
