@@ -109,6 +109,30 @@ class MucSection:
 
 
 @dataclass
+class BridgeSection:
+    enabled: bool = True
+    # This bridge's name: its nick in the brewery room and part of its bridge-channel URLs.
+    id: str = "jvb1"
+    # Address for ICE host candidates (what participants send media to).
+    media_address: str = "127.0.0.1"
+    # Base URL participants reach the bridge channel on (ws:// or wss://); empty: the stack's HTTP.
+    websocket_base: str = ""
+    # Video streams forwarded to each participant (Jitsi's last-N); audio slots likewise.
+    last_n: int = 9
+    audio_slots: int = 5
+    # Seconds without media or ICE consent before an endpoint is expired.
+    endpoint_timeout: float = 30.0
+    # Where a separately run bridge (`python -m bridge`) logs in: c2s address and account.
+    xmpp_host: str = "127.0.0.1"
+    xmpp_port: int = 5222
+    username: str = "jvb"
+    password: str = ""
+    # HTTP port of a separately run bridge (health, stats, bridge channel); 0 = any free port.
+    http_listen: str = "127.0.0.1"
+    http_port: int = 8081
+
+
+@dataclass
 class Config:
     """The whole file. `path` is where it was read from ("" for built-in defaults)."""
 
@@ -122,6 +146,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)
     muc: MucSection = field(default_factory=MucSection)
+    bridge: BridgeSection = field(default_factory=BridgeSection)
     path: str = ""
 
 
@@ -224,6 +249,18 @@ def _fill(obj: object, data: dict, prefix: str, problems: list[tuple[str, str]])
 
 
 def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
+    b = cfg.bridge
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", b.id):
+        problems.append(("bridge.id", f"{b.id!r} is not allowed (allowed: 1-32 letters, digits, '-', '_')"))
+    if b.last_n < 0 or b.audio_slots < 0:
+        problems.append(("bridge.last_n" if b.last_n < 0 else "bridge.audio_slots", "must not be negative"))
+    if b.endpoint_timeout <= 0:
+        problems.append(("bridge.endpoint_timeout", "must be more than 0 seconds"))
+    for key in ("xmpp_port", "http_port"):
+        if not 0 <= getattr(b, key) <= 65535:
+            problems.append((f"bridge.{key}", f"{getattr(b, key)} is out of range (allowed: 0..65535)"))
+    if b.websocket_base and not re.match(r"wss?://", b.websocket_base):
+        problems.append(("bridge.websocket_base", f"{b.websocket_base!r} must start with ws:// or wss://"))
     if not 0 < cfg.muc.server_port <= 65535:
         problems.append(("muc.server_port", f"{cfg.muc.server_port} is out of range (allowed: 1..65535)"))
     for name in ("c2s", "components", "http"):

@@ -88,3 +88,16 @@ class Media:
     kind: str
     payload_types: list[PayloadType] = field(default_factory=list)
     header_extensions: list[HeaderExtension] = field(default_factory=list)
+
+
+@dataclass
+class Content:
+    """One Jingle content (audio, video or data) with everything SDP needs for it."""
+
+    name: str  # "audio" | "video" | "data"
+    kind: str  # "audio" | "video" | "application"
+    media: Media | None = None
+    sources: list[Source] = field(default_factory=list)
+    groups: list[SourceGroup] = field(default_factory=list)
+    senders: str = "both"
+    transport: IceTransport | None = None

@@ -1,0 +1,251 @@
+"""The bridge: conferences, the COLIBRI2 requests that shape them, and the periodic work.
+
+Signalling (XMPP, `xmpp_agent.py`) and HTTP (`http_api.py`, `channel.py`) are thin edges around
+this class; it works on parsed COLIBRI2 objects only.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, Callable
+
+from jitsi_py.config import BridgeSection
+from xmpp_plugins.conference import colibri2
+from xmpp_plugins.conference.model import Source
+from xmpp_plugins.errors import StanzaError
+
+from . import rtp
+from .conference import Conference
+from .endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+REMB_BPS = 2_500_000  # what we let each sender ramp up to; we do not estimate bandwidth yet
+PACKET_RATE_CAPACITY = 60_000.0  # forwarded packets/s one core sustains (bench/bridge_forward.py)
+
+
+class Bridge:
+    def __init__(self, cfg: BridgeSection, websocket_base: str = "") -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.websocket_base = websocket_base.rstrip("/")
+        self.conferences: dict[str, Conference] = {}
+        self.feedback_ssrc = random.getrandbits(31) | 1
+        self.feedback_ssrc_video = random.getrandbits(31) | 2
+        self._taken_ssrcs: set[int] = {self.feedback_ssrc, self.feedback_ssrc_video}
+        self._certificate: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self.on_endpoint_expired: Callable[[Conference, Endpoint], None] | None = None
+        self.started = time.time()
+        self.draining = False
+        self.healthy = True
+        self._rate_window: tuple[float, int] = (time.monotonic(), 0)
+        self.packet_rate = 0.0
+        self.transport_factory: Callable[..., Any] | None = None  # tests may swap the transport
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._rtcp_loop()),
+                       asyncio.ensure_future(self._expiry_loop())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for conf in list(self.conferences.values()):
+            await self.expire_conference(conf)
+
+    def certificate(self) -> Any:
+        if self._certificate is None:
+            from .transport import shared_certificate
+            self._certificate = shared_certificate()
+        return self._certificate
+
+    # ---- COLIBRI2 ----------------------------------------------------------------------------
+    async def handle(self, req: colibri2.ConferenceModify, requester: str = "") -> colibri2.ConferenceModified:
+        conf = self.conferences.get(req.meeting_id)
+        if conf is None:
+            if not req.create:
+                raise StanzaError("item-not-found", f"No conference {req.meeting_id!r} on this bridge")
+            if self.draining:
+                raise StanzaError("service-unavailable", "This bridge is draining")
+            conf = Conference(self, req.meeting_id, req.name, requester)
+            self.conferences[req.meeting_id] = conf
+            log.info("conference %s (%s) created for %s", req.meeting_id, req.name, requester)
+        res = colibri2.ConferenceModified(meeting_id=conf.meeting_id, name=conf.name)
+        # validate every endpoint before changing anything
+        for ep_req in req.endpoints:
+            if not ep_req.create and ep_req.id not in conf.endpoints:
+                raise StanzaError("item-not-found", f"No endpoint {ep_req.id!r} in this conference")
+            if ep_req.create and ep_req.id in conf.endpoints:
+                raise StanzaError("conflict", f"Endpoint {ep_req.id!r} exists already")
+            self._check_sources(conf, ep_req)
+        changed = False
+        for ep_req in req.endpoints:
+            if ep_req.expire:
+                ep = conf.endpoints.get(ep_req.id)
+                if ep is not None:
+                    await self._expire_endpoint(conf, ep)
+                res.endpoints.append(colibri2.Endpoint(id=ep_req.id, expire=True))
+                changed = True
+                continue
+            if ep_req.create:
+                ep = await self._create_endpoint(conf, ep_req)
+                res.endpoints.append(self._describe(conf, ep))
+                res.feedback_sources = [Source(self.feedback_ssrc, "audio", "jvb", "jvb-a0"),
+                                        Source(self.feedback_ssrc_video, "video", "jvb", "jvb-v0")]
+            else:
+                ep = conf.endpoints[ep_req.id]
+                res.endpoints.append(colibri2.Endpoint(id=ep.id))
+            if ep_req.media:
+                ep.set_media(ep_req.media)
+            if ep_req.sources_given:
+                ep.set_sources(ep_req.sources, ep_req.groups)
+                changed = True
+            if ep_req.transport is not None and ep.transport is not None:
+                self._connect(conf, ep, ep_req.transport)
+        if changed:
+            conf.reassign()
+        if req.expire:
+            await self.expire_conference(conf)
+        return res
+
+    def _check_sources(self, conf: Conference, ep_req: colibri2.Endpoint) -> None:
+        if not ep_req.sources_given:
+            return
+        mine = {s.ssrc for s in ep_req.sources}
+        if len(mine) != len(ep_req.sources):
+            raise StanzaError("bad-request", "The same SSRC is listed twice")
+        for other in conf.endpoints.values():
+            if other.id != ep_req.id and mine & set(other.sources):
+                raise StanzaError("conflict", f"SSRC already used by endpoint {other.id}")
+        for g in ep_req.groups:
+            if not set(g.ssrcs) <= mine:
+                raise StanzaError("bad-request", f"ssrc-group {g.semantics} names SSRCs that are not sources")
+
+    async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
+        ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
+        ep.make_slots(self.cfg.audio_slots, self.cfg.last_n, self._taken_ssrcs)
+        factory = self.transport_factory
+        if factory is None:
+            from .transport import EndpointTransport
+            factory = EndpointTransport
+        ep.transport = factory(self.cfg.media_address,
+                               on_rtp=lambda data, ep=ep: conf.on_rtp(ep, data),
+                               on_rtcp=lambda data, ep=ep: conf.on_rtcp(ep, data),
+                               certificate=self.certificate())
+        await ep.transport.gather()
+        conf.add(ep)
+        return ep
+
+    def _describe(self, conf: Conference, ep: Endpoint) -> colibri2.Endpoint:
+        assert ep.transport is not None
+        t = ep.transport.local_description()
+        if self.websocket_base:
+            t.websocket_url = (f"{self.websocket_base}/colibri-ws/{self.id}/{conf.meeting_id}/{ep.id}"
+                               f"?pwd={ep.ws_password}")
+        return colibri2.Endpoint(id=ep.id, transport=t, sources=ep.slot_sources())
+
+    def _connect(self, conf: Conference, ep: Endpoint, remote: Any) -> None:
+        async def run() -> None:
+            try:
+                assert ep.transport is not None
+                await ep.transport.start(remote)
+                log.info("endpoint %s of %s connected", ep.id, conf.meeting_id)
+                conf.connected(ep)
+            except Exception as exc:
+                log.warning("endpoint %s of %s failed to connect: %s", ep.id, conf.meeting_id, exc)
+        asyncio.ensure_future(run())
+
+    async def _expire_endpoint(self, conf: Conference, ep: Endpoint) -> None:
+        conf.remove(ep)
+        if ep.transport is not None:
+            await ep.transport.stop()
+        log.info("endpoint %s of %s expired", ep.id, conf.meeting_id)
+
+    async def expire_conference(self, conf: Conference) -> None:
+        for ep in list(conf.endpoints.values()):
+            await self._expire_endpoint(conf, ep)
+        self.conferences.pop(conf.meeting_id, None)
+        log.info("conference %s expired", conf.meeting_id)
+
+    def endpoint(self, meeting_id: str, endpoint_id: str) -> Endpoint | None:
+        conf = self.conferences.get(meeting_id)
+        return conf.endpoints.get(endpoint_id) if conf is not None else None
+
+    # ---- periodic work -----------------------------------------------------------------------
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(0.3)
+            for conf in list(self.conferences.values()):
+                try:
+                    conf.tick()
+                except Exception:
+                    log.exception("conference %s tick failed", conf.meeting_id)
+
+    async def _rtcp_loop(self) -> None:
+        """Receiver reports and REMB to every sender once a second, so senders ramp up."""
+        while True:
+            await asyncio.sleep(1.0)
+            total = 0
+            for conf in list(self.conferences.values()):
+                total += conf.packets_forwarded
+                for ep in list(conf.endpoints.values()):
+                    t = ep.transport
+                    if t is None or t.state != "connected" or not ep.stream_stats:
+                        continue
+                    try:
+                        blocks = [st.report(ssrc) for ssrc, st in ep.stream_stats.items() if st.started]
+                        if blocks:
+                            t.send_rtcp(rtp.build_receiver_report(self.feedback_ssrc, blocks[:31]))
+                        video = [ssrc for ssrc, s in ep.forwarded.items() if s.kind == "video"]
+                        if video:
+                            t.send_rtcp(rtp.build_remb(self.feedback_ssrc_video, REMB_BPS, video))
+                    except Exception:
+                        log.exception("RTCP to %s failed", ep.id)
+            now = time.monotonic()
+            then, before = self._rate_window
+            self.packet_rate = max(0.0, (total - before) / max(now - then, 1e-3))
+            self._rate_window = (now, total)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.cfg.endpoint_timeout / 3))
+            self.expire_silent()
+
+    def expire_silent(self, now: float | None = None) -> list[Endpoint]:
+        now = time.monotonic() if now is None else now
+        gone: list[Endpoint] = []
+        for conf in list(self.conferences.values()):
+            for ep in list(conf.endpoints.values()):
+                last = getattr(ep.transport, "last_received", 0.0) or ep.created
+                if now - max(last, ep.created) > self.cfg.endpoint_timeout:
+                    gone.append(ep)
+                    asyncio.ensure_future(self._expire_endpoint(conf, ep))
+                    if self.on_endpoint_expired is not None:
+                        self.on_endpoint_expired(conf, ep)
+        return gone
+
+    # ---- load ----------------------------------------------------------------------------------
+    def stress(self) -> float:
+        return min(1.0, self.packet_rate / PACKET_RATE_CAPACITY)
+
+    def stats(self) -> dict[str, Any]:
+        endpoints = sum(len(c.endpoints) for c in self.conferences.values())
+        return {
+            "id": self.id, "version": VERSION, "uptime": round(time.time() - self.started, 1),
+            "conferences": len(self.conferences), "endpoints": endpoints,
+            "packet_rate": round(self.packet_rate, 1), "stress_level": round(self.stress(), 4),
+            "healthy": self.healthy, "drain": self.draining,
+            "packets_forwarded": sum(c.packets_forwarded for c in self.conferences.values()),
+            "silence_dropped": sum(c.silence_dropped for c in self.conferences.values()),
+            "unknown_dropped": sum(c.unknown_dropped for c in self.conferences.values()),
+        }
+
+    def presence_stats(self) -> dict[str, str]:
+        s = self.stats()
+        return {"stress_level": str(s["stress_level"]), "healthy": "true" if self.healthy else "false",
+                "drain": "true" if self.draining else "false", "conferences": str(s["conferences"]),
+                "participants": str(s["endpoints"]), "version": VERSION, "packet_rate": str(s["packet_rate"])}

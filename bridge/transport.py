@@ -1,0 +1,453 @@
+"""Media transport of one bridge endpoint: ICE + DTLS-SRTP, raw RTP/RTCP in and out.
+
+Built from aiortc's ORTC-level classes (``RTCIceGatherer``, ``RTCIceTransport``,
+``RTCDtlsTransport``), never ``RTCPeerConnection``: the bridge forwards packets, it does not
+decode them. A subclass of ``RTCDtlsTransport`` overrides the two per-packet hooks that
+``RTCDtlsTransport._recv_next`` awaits after SRTP unprotect, so the decrypted bytes go straight
+to our callbacks without ``RtpPacket.parse`` or aiortc's ``RtpRouter``.
+
+Roles: the bridge's transport goes into the OFFER (the focus puts it in Jingle session-initiate)
+and clients answer, so the bridge is ICE-controlling and advertises ``setup=actpass``. Answerers
+say ``active``, which makes the bridge the DTLS server (a ``passive`` answer makes it the client).
+
+Private aiortc/aioice names relied on (aiortc==1.16.0, aioice 0.13; checked by
+``tests/test_bridge_transport.py::test_private_aiortc_names_exist``):
+
+- ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)`` and
+  ``._handle_rtcp_data(data)`` (overridden), ``._set_role(role)``, ``._tx_srtp``
+  (``pylibsrtp.Session`` created by ``_setup_srtp`` once the handshake is done).
+- ``RTCIceGatherer._connection`` (the ``aioice.Connection``); its ``ice_controlling`` and
+  ``_nominated`` (component -> ``CandidatePair``, whose ``protocol.transport`` and
+  ``remote_addr`` give the UDP socket and peer address of the selected pair),
+  ``check_incoming`` (called for every authenticated STUN binding request; wrapped per
+  instance for ``last_received``), ``_protocols`` (its ``StunProtocol`` sockets, whose
+  ``datagram_received`` is wrapped per instance to drop empty and off-path datagrams).
+- ``aioice.ice.get_host_addresses`` (module function, wrapped once, see
+  :func:`host_addresses_override`).
+
+Receive path: aioice ``StunProtocol.datagram_received`` -> ``Connection`` queue ->
+``RTCDtlsTransport._recv_next`` (demux DTLS / SRTP / SRTCP, unprotect; garbage that fails to
+unprotect is logged at debug level and dropped there) -> our hooks -> ``on_rtp``/``on_rtcp``.
+Send path (hot, synchronous): ``pylibsrtp.Session.protect`` + ``DatagramTransport.sendto`` on
+the selected pair's socket; no coroutine per packet.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime
+import ipaddress
+import logging
+import secrets
+import time
+from typing import Any, Callable, Iterator
+
+import aioice.ice
+import pylibsrtp
+from aiortc.rtcdtlstransport import (
+    RTCCertificate,
+    RTCDtlsFingerprint,
+    RTCDtlsParameters,
+    RTCDtlsTransport,
+)
+from aiortc.rtcicetransport import (
+    RTCIceCandidate,
+    RTCIceGatherer,
+    RTCIceParameters,
+    RTCIceTransport,
+)
+
+from xmpp_plugins.conference.model import Candidate, Fingerprint, IceTransport
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EndpointTransport", "shared_certificate", "host_addresses_override"]
+
+#: Default limit for :meth:`EndpointTransport.start` (ICE + DTLS), seconds.
+START_TIMEOUT = 15.0
+
+# ---------------------------------------------------------------------------------------------
+# Host addresses for ICE gathering
+# ---------------------------------------------------------------------------------------------
+# aioice 0.13 has no way to choose the addresses a Connection binds to: gather_candidates()
+# calls the module function aioice.ice.get_host_addresses(), which lists every interface and
+# skips 127.0.0.1. RTCIceGatherer builds its Connection itself and forwards only credentials,
+# STUN/TURN and the transport policy. So we wrap that function ONCE: when the context variable
+# below is set (inside host_addresses_override(), i.e. in the task that runs gather() and the
+# tasks it spawns), the wrapper returns those addresses; otherwise it calls the original, so
+# other aioice users in the process (RTCPeerConnection in a participant, tests) are unaffected.
+
+_host_addresses: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "bridge_host_addresses", default=None
+)
+_original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    override = _host_addresses.get()
+    if override is not None:
+        return list(override)
+    assert _original_get_host_addresses is not None
+    return _original_get_host_addresses(use_ipv4, use_ipv6)
+
+
+def _install_host_address_hook() -> None:
+    global _original_get_host_addresses
+    if _original_get_host_addresses is None:
+        _original_get_host_addresses = aioice.ice.get_host_addresses
+        aioice.ice.get_host_addresses = _get_host_addresses
+
+
+@contextlib.contextmanager
+def host_addresses_override(addresses: list[str]) -> Iterator[None]:
+    """Within this block (and tasks created in it), aioice gathers host candidates only on
+    ``addresses`` (127.0.0.1 included). Used by :meth:`EndpointTransport.gather`."""
+    _install_host_address_hook()
+    token = _host_addresses.set(list(addresses))
+    try:
+        yield
+    finally:
+        _host_addresses.reset(token)
+
+
+# ---------------------------------------------------------------------------------------------
+# Certificate
+# ---------------------------------------------------------------------------------------------
+_shared_cert: RTCCertificate | None = None
+
+
+def shared_certificate() -> RTCCertificate:
+    """One DTLS certificate for all endpoints of this process (generating one costs ~ms of CPU
+    per endpoint). aiortc's certificates are valid 30 days; a new one is made when the current
+    one has less than a week left (existing endpoints keep theirs)."""
+    global _shared_cert
+    now = datetime.datetime.now(tz=datetime.timezone.utc)
+    if _shared_cert is None or _shared_cert.expires - now < datetime.timedelta(days=7):
+        _shared_cert = RTCCertificate.generateCertificate()
+    return _shared_cert
+
+
+# ---------------------------------------------------------------------------------------------
+# DTLS transport with raw-packet hooks
+# ---------------------------------------------------------------------------------------------
+class _RawDtlsTransport(RTCDtlsTransport):
+    """RTCDtlsTransport whose decrypted RTP/RTCP goes to the owning EndpointTransport."""
+
+    def __init__(self, ice: RTCIceTransport, certificate: RTCCertificate,
+                 owner: "EndpointTransport") -> None:
+        super().__init__(ice, [certificate])
+        self._owner = owner
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        self._owner._received(data, False)
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self._owner._received(data, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversions between our model and aiortc's types
+# ---------------------------------------------------------------------------------------------
+def _candidate_to_rtc(c: Candidate) -> RTCIceCandidate:
+    return RTCIceCandidate(
+        component=c.component,
+        foundation=c.foundation,
+        ip=c.ip,
+        port=c.port,
+        priority=c.priority,
+        protocol=c.protocol.lower(),
+        type=c.type,
+        relatedAddress=c.rel_addr,
+        relatedPort=c.rel_port,
+        tcpType=c.tcptype,
+    )
+
+
+def _candidate_from_rtc(c: RTCIceCandidate) -> Candidate:
+    return Candidate(
+        foundation=c.foundation,
+        component=c.component,
+        protocol=c.protocol,
+        priority=c.priority,
+        ip=c.ip,
+        port=c.port,
+        type=c.type,
+        generation=0,
+        id=secrets.token_hex(5),
+        rel_addr=c.relatedAddress,
+        rel_port=c.relatedPort,
+        tcptype=c.tcpType,
+    )
+
+
+class EndpointTransport:
+    """ICE (controlling) + DTLS (server) + SRTP for one endpoint, BUNDLE + rtcp-mux (one
+    component). ``on_rtp``/``on_rtcp`` get decrypted packets as ``bytes``, synchronously from
+    the receive loop; they must not block. ``send_rtp``/``send_rtcp`` take plain packets.
+
+    ``stats`` counts media only (RTP+RTCP, not STUN/DTLS); bytes are plain (unencrypted)
+    lengths. ``dropped`` counts packets not sent (not connected, protect error) and received
+    packets whose callback raised; ``rejected`` counts datagrams dropped before aioice (empty,
+    or non-STUN from an address other than the selected peer). Undecryptable datagrams from
+    the peer are dropped inside aiortc and not counted.
+
+    ``last_received`` is the ``time.monotonic()`` of the last media packet or authenticated
+    STUN request (peers send consent checks every ~5 s), starting at construction time.
+    """
+
+    start_timeout: float = START_TIMEOUT
+
+    def __init__(
+        self,
+        media_address: str,
+        on_rtp: Callable[[bytes], None],
+        on_rtcp: Callable[[bytes], None],
+        certificate: RTCCertificate | None = None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        ipaddress.ip_address(media_address)  # ValueError for a name or garbage
+        self.media_address = media_address
+        self.on_rtp = on_rtp
+        self.on_rtcp = on_rtcp
+        self.on_state = on_state
+        self.certificate = certificate or shared_certificate()
+        self.stats: dict[str, int] = {
+            "packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0, "dropped": 0,
+            "rejected": 0,
+        }
+        self.last_received: float = time.monotonic()
+
+        self._gatherer = RTCIceGatherer(iceServers=[])
+        self._connection = self._gatherer._connection
+        self._connection.ice_controlling = True
+        self._ice = RTCIceTransport(self._gatherer)
+        self._dtls = _RawDtlsTransport(self._ice, self.certificate, self)
+        self._dtls._set_role("server")  # we offer actpass; answerers say active
+        self._candidates: list[Candidate] = []
+        self._state = "new"
+        self._stopping = False
+        # Set once DTLS is connected: the SRTP session and the selected pair's socket + address.
+        self._tx_srtp: Any = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._peer: tuple[str, int] | None = None
+        # Source filter for non-STUN datagrams, set once ICE selected a pair (never cleared).
+        self._source: tuple[str, int] | None = None
+
+        # Liveness from authenticated STUN requests: wrap the instance's check_incoming, which
+        # aioice calls only after USERNAME + MESSAGE-INTEGRITY were verified.
+        original_check = self._connection.check_incoming
+
+        def check_incoming(*args: Any) -> None:
+            self.last_received = time.monotonic()
+            original_check(*args)
+
+        self._connection.check_incoming = check_incoming
+        self._ice.on("statechange", self._on_ice_state)
+        self._dtls.on("statechange", self._on_dtls_state)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """new | connecting | connected | failed | closed"""
+        return self._state
+
+    def _set_state(self, state: str) -> None:
+        if state == self._state:
+            return
+        logger.debug("endpoint transport %s: %s -> %s", self.media_address, self._state, state)
+        self._state = state
+        if state != "connected":
+            self._udp = None
+            self._peer = None
+            self._tx_srtp = None
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception:
+                logger.exception("on_state callback failed")
+
+    def _on_ice_state(self) -> None:
+        # ICE goes "failed" after connect when consent expires (RFC 7675) or the socket dies.
+        if self._ice.state == "failed" and not self._stopping and self._state != "new":
+            self._set_state("failed")
+
+    def _on_dtls_state(self) -> None:
+        dtls_state = self._dtls.state
+        if self._state == "connected" and dtls_state in ("closed", "failed"):
+            # closed: close_notify from the peer, or the ICE connection went away.
+            self._set_state(dtls_state)
+
+    # -- setup ---------------------------------------------------------------------------------
+    async def gather(self) -> None:
+        """Gather host candidates on ``media_address`` (no STUN/TURN)."""
+        with host_addresses_override([self.media_address]):
+            await self._gatherer.gather()
+        for protocol in self._connection._protocols:
+            self._guard_protocol(protocol)
+        self._candidates = [_candidate_from_rtc(c) for c in self._gatherer.getLocalCandidates()]
+        if not self._candidates:
+            raise OSError(f"could not bind an ICE host candidate on {self.media_address}")
+
+    def _guard_protocol(self, protocol: Any) -> None:
+        """Filter datagrams before aioice sees them.
+
+        - Empty datagrams are dropped: aioice queues them as data and aiortc 1.16.0's
+          ``_recv_next`` does ``data[0]``, so one empty UDP datagram ends the DTLS receive loop
+          (IndexError) and kills the session.
+        - Once ICE selected a pair (before the DTLS handshake), non-STUN datagrams (first byte
+          > 3) from any other address are dropped, so nobody off-path can feed SRTP/DTLS records
+          into the session. STUN still goes through (aioice authenticates it), so checks and
+          consent keep working.
+        Both are counted in ``stats["rejected"]``.
+        """
+        original = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            if not data:
+                self.stats["rejected"] += 1
+                return
+            source = self._source
+            if source is not None and data[0] > 3 and (addr[0], addr[1]) != source:
+                self.stats["rejected"] += 1
+                return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received
+
+    def local_description(self) -> IceTransport:
+        params = self._gatherer.getLocalParameters()
+        fingerprints = [
+            Fingerprint(hash=f.algorithm, value=f.value, setup="actpass")
+            for f in self._dtls.getLocalParameters().fingerprints
+            if f.algorithm == "sha-256"
+        ]
+        return IceTransport(
+            ufrag=params.usernameFragment or "",
+            pwd=params.password or "",
+            fingerprints=fingerprints,
+            candidates=list(self._candidates),
+            rtcp_mux=True,
+        )
+
+    async def add_remote_candidate(self, c: Candidate) -> None:
+        """Add a (trickled) remote candidate; non-UDP and other-component ones are ignored."""
+        if c.protocol.lower() != "udp" or c.component != 1 or self._state in ("closed", "failed"):
+            return
+        await self._ice.addRemoteCandidate(_candidate_to_rtc(c))
+
+    async def start(self, remote: IceTransport) -> None:
+        """Run ICE (controlling) then DTLS; return once DTLS is connected.
+
+        End-of-candidates is not signalled, so trickled candidates still count; a failure is
+        therefore reported by the timeout (``start_timeout``) rather than as soon as all pairs
+        failed. Raises ``ConnectionError`` (state ``failed``) on failure or timeout.
+        """
+        if self._state != "new":
+            raise RuntimeError(f"start() in state {self._state}")
+        if not self._candidates:
+            await self.gather()
+        if not remote.fingerprints:
+            raise ValueError("remote transport has no DTLS fingerprint")
+        # a=setup: active (or actpass) peer -> we are the DTLS server; passive -> client.
+        setups = {f.setup for f in remote.fingerprints}
+        if "passive" in setups:
+            self._dtls._set_role("client")
+        dtls_params = RTCDtlsParameters(
+            fingerprints=[RTCDtlsFingerprint(algorithm=f.hash.lower(), value=f.value.upper())
+                          for f in remote.fingerprints]
+        )
+        self._set_state("connecting")
+        try:
+            for c in remote.candidates:
+                await self.add_remote_candidate(c)
+            await asyncio.wait_for(self._connect(remote, dtls_params), self.start_timeout)
+        except asyncio.TimeoutError:
+            if self._state == "connecting":
+                self._set_state("failed")
+            raise ConnectionError(
+                f"ICE/DTLS not connected after {self.start_timeout:.0f} s "
+                f"(ice {self._ice.state}, dtls {self._dtls.state})") from None
+        except BaseException:
+            if self._state == "connecting":
+                self._set_state("failed")
+            raise
+
+    async def _connect(self, remote: IceTransport, dtls_params: RTCDtlsParameters) -> None:
+        await self._ice.start(RTCIceParameters(usernameFragment=remote.ufrag,
+                                               password=remote.pwd))
+        if self._ice.state != "completed":
+            raise ConnectionError(f"ICE {self._ice.state}")
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("ICE completed without a selected pair")
+        self._source = pair.remote_addr
+        await self._dtls.start(dtls_params)
+        if self._dtls.state != "connected":
+            raise ConnectionError(f"DTLS {self._dtls.state}")
+        if self._connection._nominated.get(1) is not pair or self._state != "connecting":
+            raise ConnectionError("ICE pair lost during DTLS handshake")
+        self._tx_srtp = self._dtls._tx_srtp
+        self._udp = pair.protocol.transport
+        self._peer = pair.remote_addr
+        self._set_state("connected")
+
+    # -- data path -----------------------------------------------------------------------------
+    def _received(self, data: bytes, rtcp: bool) -> None:
+        self.last_received = time.monotonic()
+        stats = self.stats
+        stats["packets_in"] += 1
+        stats["bytes_in"] += len(data)
+        try:
+            if rtcp:
+                self.on_rtcp(data)
+            else:
+                self.on_rtp(data)
+        except Exception:
+            stats["dropped"] += 1
+            logger.exception("on_%s callback failed", "rtcp" if rtcp else "rtp")
+
+    def send_rtp(self, data: bytes) -> None:
+        """SRTP-protect and send one plain RTP packet; counted in ``dropped`` if not possible."""
+        srtp = self._tx_srtp
+        if srtp is None:
+            self.stats["dropped"] += 1
+            return
+        try:
+            packet = srtp.protect(data if type(data) is bytes else bytes(data))
+        except pylibsrtp.Error:
+            self.stats["dropped"] += 1
+            return
+        self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        stats = self.stats
+        stats["packets_out"] += 1
+        stats["bytes_out"] += len(data)
+
+    def send_rtcp(self, data: bytes) -> None:
+        """SRTCP-protect and send one plain (compound) RTCP packet."""
+        srtp = self._tx_srtp
+        if srtp is None:
+            self.stats["dropped"] += 1
+            return
+        try:
+            packet = srtp.protect_rtcp(data if type(data) is bytes else bytes(data))
+        except pylibsrtp.Error:
+            self.stats["dropped"] += 1
+            return
+        self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        stats = self.stats
+        stats["packets_out"] += 1
+        stats["bytes_out"] += len(data)
+
+    # -- teardown ------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Send DTLS close_notify if connected, close the sockets. Idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._set_state("closed")
+        try:
+            await self._dtls.stop()
+        except Exception:  # close_notify is best effort
+            logger.debug("DTLS stop failed", exc_info=True)
+        await self._ice.stop()

@@ -1,0 +1,173 @@
+"""The bridge's XMPP side: an ordinary client in the brewery room, serving COLIBRI2 there.
+
+Jitsi's layout: the bridge joins `jvbbrewery@internal.auth.<domain>` with its load in presence;
+the focus finds it there and sends COLIBRI2 to its occupant JID, which the MUC relays. Nothing
+else is shared between focus and bridge, so either can restart or run elsewhere.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from lxml import etree
+from slixmpp.xmlstream.handler import CoroutineCallback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from xmpp_plugins.conference import colibri2
+from xmpp_plugins.errors import StanzaError
+
+from .bridge import Bridge
+from .conference import Conference
+from .endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+COLIBRI = "http://jitsi.org/protocol/colibri"
+HEALTH = "http://jitsi.org/protocol/healthcheck"
+PRESENCE_INTERVAL = 5.0
+
+
+def to_lxml(el: ET.Element) -> etree._Element:
+    return etree.fromstring(ET.tostring(el))
+
+
+def to_et(el: etree._Element) -> ET.Element:
+    return ET.fromstring(etree.tostring(el))
+
+
+class BridgeAgent:
+    def __init__(self, bridge: Bridge, jid: str, password: str, brewery: str,
+                 host: str, port: int, cafile: str | None = None) -> None:
+        self.bridge = bridge
+        self.brewery = brewery
+        self.host, self.port = host, port
+        self.client = slixmpp.ClientXMPP(jid, password)
+        c = self.client
+        c.enable_direct_tls = False
+        if cafile:
+            c.ssl_context = ssl.create_default_context(cafile=cafile)
+        else:
+            c.enable_starttls = False
+            c.enable_plaintext = True
+        c.register_plugin("xep_0030")
+        c.register_plugin("xep_0045")
+        c.register_plugin("xep_0199")
+        c.add_event_handler("session_start", self._on_session)
+        c.add_event_handler("disconnected", self._on_disconnected)
+        c.register_handler(CoroutineCallback(
+            "colibri2", MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS), self._on_colibri))
+        c.register_handler(CoroutineCallback(
+            "healthcheck", MatchXPath("{jabber:client}iq/{%s}healthcheck" % HEALTH), self._on_health))
+        bridge.on_endpoint_expired = self._endpoint_expired
+        self.joined = asyncio.get_event_loop().create_future()
+        self._presence_task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def start(self, timeout: float = 15.0) -> None:
+        self.client.connect(self.host, self.port)
+        await asyncio.wait_for(asyncio.shield(self.joined), timeout)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+        if self.client.transport is not None:
+            try:
+                await asyncio.wait_for(self.client.disconnect(wait=0), 3)
+            except Exception:
+                self.client.abort()
+
+    # ---- presence in the brewery ---------------------------------------------------------------
+    def _stats_presence(self) -> slixmpp.Presence:
+        pres = self.client.make_presence(pto=f"{self.brewery}/{self.bridge.id}")
+        stats = ET.SubElement(pres.xml, "{%s}stats" % COLIBRI)
+        for name, value in self.bridge.presence_stats().items():
+            ET.SubElement(stats, "{%s}stat" % COLIBRI, name=name, value=value)
+        return pres
+
+    async def _on_session(self, _event: object) -> None:
+        pres = self._stats_presence()
+        ET.SubElement(pres.xml, "{http://jabber.org/protocol/muc}x")
+        room = slixmpp.JID(self.brewery)
+        muc = self.client.plugin["xep_0045"]
+        muc.rooms[None][room] = {}
+        muc.our_nicks[None][room] = self.bridge.id
+        done = asyncio.get_running_loop().create_future()
+
+        def self_presence(p: slixmpp.Presence) -> None:
+            if not done.done():
+                done.set_result(p)
+        handler = f"muc::{room}::self-presence"
+        self.client.add_event_handler(handler, self_presence)
+        pres.send()
+        try:
+            await asyncio.wait_for(done, 10)
+        finally:
+            self.client.del_event_handler(handler, self_presence)
+        log.info("bridge %s joined %s", self.bridge.id, self.brewery)
+        if not self.joined.done():
+            self.joined.set_result(None)
+        self._presence_task = asyncio.ensure_future(self._presence_loop())
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_INTERVAL)
+            self._stats_presence().send()
+
+    def _on_disconnected(self, _event: object) -> None:
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+        if not self._stopping:
+            log.warning("bridge %s lost its XMPP connection; reconnecting", self.bridge.id)
+            asyncio.get_event_loop().call_later(2.0, lambda: self.client.connect(self.host, self.port))
+
+    # ---- COLIBRI2 ----------------------------------------------------------------------------
+    async def _on_colibri(self, iq: slixmpp.Iq) -> None:
+        if iq["type"] != "set":
+            if iq["type"] == "get":
+                self._error(iq, StanzaError("bad-request", "conference-modify is an IQ set"))
+            return
+        try:
+            req = colibri2.parse_modify(to_lxml(iq.xml.find("{%s}conference-modify" % colibri2.NS)))
+            res = await self.bridge.handle(req, requester=str(iq["from"]))
+        except StanzaError as exc:
+            self._error(iq, exc)
+            return
+        except Exception:
+            log.exception("COLIBRI2 request failed")
+            self._error(iq, StanzaError("internal-server-error"))
+            return
+        reply = iq.reply(clear=True)
+        reply.xml.append(to_et(colibri2.modified_element(res)))
+        reply.send()
+
+    async def _on_health(self, iq: slixmpp.Iq) -> None:
+        if iq["type"] != "get":
+            return
+        if self.bridge.healthy:
+            iq.reply(clear=True).send()
+        else:
+            self._error(iq, StanzaError("internal-server-error", "The bridge is not healthy"))
+
+    @staticmethod
+    def _error(iq: slixmpp.Iq, exc: StanzaError) -> None:
+        reply = iq.reply(clear=True)
+        reply["type"] = "error"
+        reply["error"]["condition"] = exc.condition
+        reply["error"]["type"] = exc.type
+        if exc.text:
+            reply["error"]["text"] = exc.text
+        reply.send()
+
+    def _endpoint_expired(self, conf: Conference, ep: Endpoint) -> None:
+        """Tell the focus an endpoint went silent (an IQ set it answers like any other)."""
+        if not conf.focus:
+            return
+        req = colibri2.ConferenceModify(meeting_id=conf.meeting_id, name=conf.name,
+                                        endpoints=[colibri2.Endpoint(id=ep.id, expire=True)])
+        iq = self.client.make_iq_set(ito=conf.focus)
+        iq.xml.append(to_et(colibri2.modify_element(req)))
+        iq.send(callback=lambda _r: None)
