@@ -40,18 +40,18 @@ def to_et(el: etree._Element) -> ET.Element:
 
 class BridgeAgent:
     def __init__(self, bridge: Bridge, jid: str, password: str, brewery: str,
-                 host: str, port: int, cafile: str | None = None) -> None:
+                 host: str, port: int, cafile: str | None = None, starttls: bool = True) -> None:
         self.bridge = bridge
         self.brewery = brewery
         self.host, self.port = host, port
         self.client = slixmpp.ClientXMPP(jid, password)
         c = self.client
         c.enable_direct_tls = False
-        if cafile:
-            c.ssl_context = ssl.create_default_context(cafile=cafile)
-        else:
+        if not starttls:  # only sensible on loopback, where the server allows PLAIN without TLS
             c.enable_starttls = False
             c.enable_plaintext = True
+        elif cafile:  # our own self-signed certificate
+            c.ssl_context = ssl.create_default_context(cafile=cafile)
         c.register_plugin("xep_0030")
         c.register_plugin("xep_0045")
         c.register_plugin("xep_0199")

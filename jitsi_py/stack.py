@@ -24,6 +24,9 @@ class Stack:
         self.cfg = cfg
         self.data_dir = data_dir(cfg)
         self.server = None  # type: ignore[assignment]
+        self.bridge = None  # type: ignore[assignment]
+        self.bridge_agent = None  # type: ignore[assignment]
+        self.internal_passwords: dict[str, str] = {}
         self.users = None
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
@@ -37,22 +40,48 @@ class Stack:
         from xmpp_plugins.tls import ensure_certificate, server_ssl_context
         from xmpp_plugins.users import UserStore
 
+        from .internal_accounts import ensure_internal_accounts
+
         cfg = self.cfg
         cert, key = ensure_certificate(cfg, self.data_dir)
+        self.cert_path = cert
         ssl_context = server_ssl_context(cert, key)
         self.users = UserStore(self.data_dir / "users.sqlite3", cfg.auth.scram_iterations)
+        self.internal_passwords = ensure_internal_accounts(self.users, self.data_dir, cfg.server.domain.lower())
         self.server = Server(cfg, self.users, ssl_context)
         await self.server.start()
+        if cfg.bridge.enabled:
+            from bridge.bridge import Bridge
+            self.bridge = Bridge(cfg.bridge, cfg.bridge.websocket_base)
+            await self.bridge.start()
         if cfg.http.enabled:
             self.app = web.Application(client_max_size=cfg.limits.stanza_size + 1024)
             setup_http(self.app, self.server)
+            if self.bridge is not None:
+                from bridge.http_api import setup_bridge_http
+                setup_bridge_http(self.app, self.bridge)
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128)
             await site.start()
             sock = site._server.sockets[0] if site._server else None  # type: ignore[union-attr]
             self.http_address = sock.getsockname()[:2] if sock else (cfg.http.listen, cfg.http.port)
+        if self.bridge is not None:
+            await self._start_bridge_agent()
 
+    async def _start_bridge_agent(self) -> None:
+        from bridge.xmpp_agent import BridgeAgent
+
+        cfg, bridge = self.cfg, self.bridge
+        assert bridge is not None and self.server is not None and self.server.c2s_address is not None
+        if not bridge.websocket_base and self.http_address is not None:
+            bridge.websocket_base = "ws://%s:%d" % tuple(self.http_address)
+        domain = cfg.server.domain.lower()
+        self.bridge_agent = BridgeAgent(
+            bridge, f"jvb@auth.{domain}/{bridge.id}", self.internal_passwords["jvb"],
+            f"jvbbrewery@internal.auth.{domain}", self.server.c2s_address[0], self.server.c2s_address[1],
+            cafile=None if cfg.tls.cert else str(self.cert_path))
+        await self.bridge_agent.start()
     def listening(self) -> list[str]:
         lines = [f"XMPP domain: {self.cfg.server.domain} (data in {self.data_dir})"]
         srv = self.server
@@ -60,6 +89,9 @@ class Stack:
             lines.append("XMPP client connections (c2s, STARTTLS): %s:%d" % tuple(srv.c2s_address))
         if srv is not None and srv.component_address:
             lines.append("XMPP components (XEP-0114): %s:%d" % tuple(srv.component_address))
+        if self.bridge is not None:
+            lines.append(f"Media bridge {self.bridge.id}: ICE on {self.cfg.bridge.media_address}, "
+                         f"joined jvbbrewery@internal.auth.{self.cfg.server.domain}")
         muc = next((p for p in srv.plugins if p.name == "muc"), None) if srv is not None else None
         if muc is not None:
             lobby = f" (lobby: {muc.service.lobby.domain})" if muc.service.lobby is not None else ""
@@ -83,6 +115,10 @@ class Stack:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        if self.bridge_agent is not None:
+            await self.bridge_agent.stop()
+        if self.bridge is not None:
+            await self.bridge.stop()
         if self.server is not None:
             await self.server.stop()
         if self._runner is not None:

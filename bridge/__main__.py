@@ -1,0 +1,93 @@
+"""`python -m bridge --config FILE`: one more bridge, in its own process, for the same focus.
+
+It logs in to the XMPP server named in [bridge] (`xmpp_host`, `xmpp_port`, `username`,
+`password`), joins the brewery, and serves its own HTTP port (health, stats, metrics and the
+bridge channel). Give each bridge its own `bridge.id`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from jitsi_py.config import ConfigError, load_config
+
+
+async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
+    from .bridge import Bridge
+    from .http_api import setup_bridge_http
+    from .xmpp_agent import BridgeAgent
+
+    b = cfg.bridge
+    bridge = Bridge(b, b.websocket_base)
+    await bridge.start()
+    app = web.Application()
+    setup_bridge_http(app, bridge)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, b.http_listen, b.http_port)
+    await site.start()
+    host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+    if not bridge.websocket_base:
+        bridge.websocket_base = f"ws://{host}:{port}"
+    domain = cfg.server.domain.lower()
+    try:
+        loopback = ipaddress.ip_address(b.xmpp_host).is_loopback
+    except ValueError:
+        loopback = b.xmpp_host == "localhost"
+    agent = BridgeAgent(bridge, f"{b.username}@auth.{domain}/{b.id}", b.password,
+                        f"jvbbrewery@internal.auth.{domain}", b.xmpp_host, b.xmpp_port,
+                        cafile=cfg.tls.cert or None, starttls=not loopback)
+    await agent.start()
+    print(f"bridge {b.id}: HTTP http://{host}:{port}/ (health /about/health), "
+          f"in jvbbrewery@internal.auth.{domain}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()
+        await bridge.stop()
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bridge", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if not cfg.bridge.password:
+        print(f"{args.config}: key 'bridge.password': set the bridge account's password "
+              f"(jitsi-py adduser {cfg.bridge.username}@auth.{cfg.server.domain})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(cfg))
+    except OSError as exc:
+        print(f"bridge: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
