@@ -173,3 +173,40 @@ async def test_colibri2_errors(bridge):
             id="a", sources_given=True, sources=[Source(5, "video")], groups=[SourceGroup("FID", [5, 6])])]))
     assert exc.value.condition == "bad-request"
     assert bridge.conferences["m"].endpoints["a"].sources == {}
+
+
+async def test_nack_answered_from_cache_and_unknown_ssrc_counted(bridge):
+    import struct
+
+    from bridge import rtp
+    a, b = Peer(bridge, "n", "a"), Peer(bridge, "n", "b")
+    try:
+        await a.join()
+        await b.join()
+        await b.frames("video", 2, n_tracks=1)
+        conf = bridge.conferences["n"]
+        ep_b = conf.endpoints["b"]
+        slot = next(s for s in ep_b.video_slots if s.owner == "a")
+        seq = slot.last_seq
+        cached = slot.cached(seq)
+        assert cached is not None
+        resent = asyncio.get_running_loop().create_future()
+        orig = ep_b.transport.send_rtp
+
+        def spy(data: bytes) -> None:
+            if data == cached and not resent.done():
+                resent.set_result(True)
+            orig(data)
+        ep_b.transport.send_rtp = spy
+        conf.on_rtcp(ep_b, rtp.build_nack(1234, slot.out_ssrc, [seq]))
+        assert await asyncio.wait_for(resent, 2)
+        # a packet from an SSRC nobody announced is dropped and counted, the rest flows on
+        before = conf.unknown_dropped
+        stray = struct.pack("!BBHII", 0x80, 100, 1, 1, 0xDEADBEEF) + b"x" * 100
+        conf.on_rtp(conf.endpoints["a"], stray)
+        conf.on_rtp(conf.endpoints["a"], b"\x80")  # truncated
+        assert conf.unknown_dropped == before + 1
+        await b.frames("video", 2, n_tracks=1)
+    finally:
+        await a.close()
+        await b.close()

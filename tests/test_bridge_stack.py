@@ -125,3 +125,27 @@ async def test_bridge_in_brewery_serves_colibri2_http_and_channel(stack, clients
     # the focus ends the conference
     await colibri(focus, colibri2.ConferenceModify(meeting_id="m1", expire=True))
     assert stack.bridge.conferences == {}
+
+
+async def test_silent_endpoints_expire_and_the_focus_is_told(stack, clients):
+    import time
+
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import MatchXPath
+    focus = await focus_client(stack, clients)
+    await focus.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "focus", timeout=10)
+    told = asyncio.get_running_loop().create_future()
+
+    def on_expire(iq) -> None:
+        el = etree.fromstring(ET.tostring(iq.xml.find("{jitsi:colibri2}conference-modify")))
+        told.done() or told.set_result((iq["from"], colibri2.parse_modify(el)))
+        iq.reply(clear=True).send()
+    focus.register_handler(Callback("expired", MatchXPath("{jabber:client}iq/{jitsi:colibri2}conference-modify"),
+                                    on_expire))
+    await colibri(focus, colibri2.ConferenceModify(meeting_id="m2", create=True,
+                                                   endpoints=[colibri2.Endpoint(id="z", create=True)]))
+    gone = stack.bridge.expire_silent(now=time.monotonic() + 10_000)
+    assert [ep.id for ep in gone] == ["z"]
+    frm, req = await asyncio.wait_for(told, 10)
+    assert frm == JID(f"{BREWERY}/jvb1")
+    assert req.meeting_id == "m2" and req.endpoints[0].id == "z" and req.endpoints[0].expire
