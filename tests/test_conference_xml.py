@@ -66,3 +66,42 @@ def test_bad_colibri2_is_bad_request(xml, text):
         colibri2.parse_modify(etree.fromstring(xml))
     assert exc.value.condition == "bad-request"
     assert text in (exc.value.text or "")
+
+
+def test_jingle_round_trip_and_errors():
+    from xmpp_plugins.conference import jingle
+    from xmpp_plugins.conference.model import Content
+    from xmpp_plugins.conference.sdp import default_media
+    audio, video = default_media()
+    ja = jingle.JingleAction(action="session-initiate", sid="s1", initiator="r@conference.localhost/focus",
+                             contents=[Content("audio", "audio", audio, [Source(1, "audio", owner="jvb", name="jvb-a0",
+                                                                                  msid="m t", cname="jvb")],
+                                               transport=transport()),
+                                       Content("video", "video", video,
+                                               [Source(2, "video", owner="r@conference.localhost/ab12", msid="v t",
+                                                       cname="x"), Source(3, "video", owner="r@conference.localhost/ab12")],
+                                               [SourceGroup("FID", [2, 3])], transport=transport())],
+                             bundle=["audio", "video"], bridge_session="bs-1")
+    back = jingle.parse_jingle(etree.fromstring(etree.tostring(jingle.jingle_element(ja))))
+    assert back == ja
+    term = jingle.JingleAction(action="session-terminate", sid="s1", reason="success", reason_text="bye")
+    assert jingle.parse_jingle(etree.fromstring(etree.tostring(jingle.jingle_element(term)))) == term
+    for bad in ("<jingle xmlns='urn:xmpp:jingle:1' action='dance' sid='x'/>",
+                "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept'/>",
+                "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='x'><content name='a'>"
+                "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='smell'/></content></jingle>"):
+        with pytest.raises(StanzaError) as exc:
+            jingle.parse_jingle(etree.fromstring(bad))
+        assert exc.value.condition == "bad-request"
+
+
+def test_focus_conference_iq():
+    from xmpp_plugins.conference import focus_iq
+    req = focus_iq.ConferenceRequest(room="myroom@conference.localhost", machine_uid="m", properties={"a": "b"})
+    assert focus_iq.parse_request(etree.fromstring(etree.tostring(focus_iq.request_element(req)))) == req
+    with pytest.raises(StanzaError) as exc:
+        focus_iq.parse_request(etree.fromstring(
+            "<conference xmlns='http://jitsi.org/protocol/focus' room='r@elsewhere'/>"), "conference.localhost")
+    assert exc.value.condition == "not-acceptable"
+    with pytest.raises(StanzaError):
+        focus_iq.parse_request(etree.fromstring("<conference xmlns='http://jitsi.org/protocol/focus' room='nonode'/>"))
