@@ -133,6 +133,23 @@ class BridgeSection:
 
 
 @dataclass
+class FocusSection:
+    enabled: bool = True
+    # Participants needed before media sessions start (Jitsi's min-participants).
+    min_participants: int = 2
+    # Seconds to wait for a bridge's COLIBRI2 answer before counting the bridge as failed.
+    colibri_timeout: float = 10.0
+    # For a separately run focus (`python -m jicofo_py`): c2s address and account
+    # (focus@auth.<domain>), and the component port and secret for focus.<domain>.
+    xmpp_host: str = "127.0.0.1"
+    xmpp_port: int = 5222
+    password: str = ""
+    component_host: str = "127.0.0.1"
+    component_port: int = 5347
+    component_secret: str = ""
+
+
+@dataclass
 class Config:
     """The whole file. `path` is where it was read from ("" for built-in defaults)."""
 
@@ -147,6 +164,7 @@ class Config:
     bosh: BoshSection = field(default_factory=BoshSection)
     muc: MucSection = field(default_factory=MucSection)
     bridge: BridgeSection = field(default_factory=BridgeSection)
+    focus: FocusSection = field(default_factory=FocusSection)
     path: str = ""
 
 
@@ -261,6 +279,14 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
             problems.append((f"bridge.{key}", f"{getattr(b, key)} is out of range (allowed: 0..65535)"))
     if b.websocket_base and not re.match(r"wss?://", b.websocket_base):
         problems.append(("bridge.websocket_base", f"{b.websocket_base!r} must start with ws:// or wss://"))
+    f = cfg.focus
+    if f.min_participants < 1:
+        problems.append(("focus.min_participants", f"{f.min_participants} is too low (allowed: 1 or more)"))
+    if f.colibri_timeout <= 0:
+        problems.append(("focus.colibri_timeout", "must be more than 0 seconds"))
+    for key in ("xmpp_port", "component_port"):
+        if not 0 < getattr(f, key) <= 65535:
+            problems.append((f"focus.{key}", f"{getattr(f, key)} is out of range (allowed: 1..65535)"))
     if not 0 < cfg.muc.server_port <= 65535:
         problems.append(("muc.server_port", f"{cfg.muc.server_port} is out of range (allowed: 1..65535)"))
     for name in ("c2s", "components", "http"):

@@ -26,6 +26,7 @@ class Stack:
         self.server = None  # type: ignore[assignment]
         self.bridge = None  # type: ignore[assignment]
         self.bridge_agent = None  # type: ignore[assignment]
+        self.focus = None  # type: ignore[assignment]
         self.internal_passwords: dict[str, str] = {}
         self.users = None
         self.app: web.Application | None = None
@@ -48,6 +49,16 @@ class Stack:
         ssl_context = server_ssl_context(cert, key)
         self.users = UserStore(self.data_dir / "users.sqlite3", cfg.auth.scram_iterations)
         self.internal_passwords = ensure_internal_accounts(self.users, self.data_dir, cfg.server.domain.lower())
+        domain = cfg.server.domain.lower()
+        self.focus_secret = ""
+        if cfg.focus.enabled:
+            # the focus serves focus.<domain> as a component of this server; its secret lives
+            # only in memory: nobody else needs it
+            import secrets as _secrets
+            from .config import ComponentSecret
+            self.focus_secret = _secrets.token_urlsafe(24)
+            cfg.component = [c for c in cfg.component if c.domain.lower() != f"focus.{domain}"]
+            cfg.component.append(ComponentSecret(f"focus.{domain}", self.focus_secret))
         self.server = Server(cfg, self.users, ssl_context)
         await self.server.start()
         if cfg.bridge.enabled:
@@ -68,6 +79,22 @@ class Stack:
             self.http_address = sock.getsockname()[:2] if sock else (cfg.http.listen, cfg.http.port)
         if self.bridge is not None:
             await self._start_bridge_agent()
+        if cfg.focus.enabled:
+            await self._start_focus()
+
+    async def _start_focus(self) -> None:
+        from jicofo_py.focus import Focus
+
+        cfg, srv = self.cfg, self.server
+        assert srv is not None and srv.c2s_address is not None and srv.component_address is not None
+        muc = next((p for p in srv.plugins if p.name == "muc"), None)
+        self.focus = Focus(cfg.server.domain.lower(), self.internal_passwords["focus"], tuple(srv.c2s_address),
+                           tuple(srv.component_address), self.focus_secret,
+                           cafile=None if cfg.tls.cert else str(self.cert_path),
+                           muc_domain=muc.service.domain if muc is not None else None,
+                           min_participants=cfg.focus.min_participants,
+                           colibri_timeout=cfg.focus.colibri_timeout)
+        await self.focus.start()
 
     async def _start_bridge_agent(self) -> None:
         from bridge.xmpp_agent import BridgeAgent
@@ -92,6 +119,8 @@ class Stack:
         if self.bridge is not None:
             lines.append(f"Media bridge {self.bridge.id}: ICE on {self.cfg.bridge.media_address}, "
                          f"joined jvbbrewery@internal.auth.{self.cfg.server.domain}")
+        if self.focus is not None:
+            lines.append(f"Focus: {self.focus.jid}, conference requests to {self.focus.service}")
         muc = next((p for p in srv.plugins if p.name == "muc"), None) if srv is not None else None
         if muc is not None:
             lobby = f" (lobby: {muc.service.lobby.domain})" if muc.service.lobby is not None else ""
@@ -115,6 +144,8 @@ class Stack:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        if self.focus is not None:
+            await self.focus.stop()
         if self.bridge_agent is not None:
             await self.bridge_agent.stop()
         if self.bridge is not None:

@@ -1,0 +1,71 @@
+"""`python -m jicofo_py --config FILE`: the focus alone, against any server hosting our MUC.
+
+It logs in as focus@auth.<domain> ([focus] xmpp_host, xmpp_port, password) and attaches
+focus.<domain> as a component ([focus] component_host, component_port, component_secret). The
+MUC must list focus@auth.<domain> among its admins (our MUC does by default).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+
+from jitsi_py.config import ConfigError, load_config
+
+
+async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
+    from .focus import Focus
+
+    f = cfg.focus
+    try:
+        loopback = ipaddress.ip_address(f.xmpp_host).is_loopback
+    except ValueError:
+        loopback = f.xmpp_host == "localhost"
+    focus = Focus(cfg.server.domain.lower(), f.password, (f.xmpp_host, f.xmpp_port),
+                  (f.component_host, f.component_port), f.component_secret,
+                  cafile=cfg.tls.cert or None, starttls=not loopback,
+                  muc_domain=cfg.muc.domain or None, min_participants=f.min_participants,
+                  colibri_timeout=f.colibri_timeout)
+    await focus.start()
+    print(f"focus: {focus.jid} serving {focus.service}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await focus.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jicofo_py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    for key in ("password", "component_secret"):
+        if not getattr(cfg.focus, key):
+            print(f"{args.config}: key 'focus.{key}': must be set to run the focus on its own", file=sys.stderr)
+            return 2
+    logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(cfg))
+    except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        print(f"focus: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""One conference as the focus runs it: the room's participants, their Jingle sessions, and the
+bridge endpoints behind them.
+
+Participants come and go by MUC presence. Once `min_participants` are in, each one gets a
+bridge endpoint (COLIBRI2) and a Jingle `session-initiate` offering the bridge's transport and
+that participant's receive slots. Its `session-accept` tells the bridge where to send and what
+the participant sends; everyone else learns the new sources with `source-add`. Everything here
+can be rebuilt from the room and the bridge, so a restarted focus just rejoins.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from xmpp_plugins.conference import colibri2
+from xmpp_plugins.conference.jingle import JingleAction
+from xmpp_plugins.conference.model import Content, IceTransport, Media, Source, SourceGroup
+from xmpp_plugins.conference.sdp import default_media
+from xmpp_plugins.errors import StanzaError
+
+from .bridge_selector import Bridge
+
+if TYPE_CHECKING:
+    from .focus import Focus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Participant:
+    nick: str
+    real_jid: str
+    sid: str = ""
+    state: str = "new"  # new | inviting | pending (offer sent) | active | ended
+    sources: list[Source] = field(default_factory=list)
+    groups: list[SourceGroup] = field(default_factory=list)
+    endpoint: bool = False  # allocated on the current bridge
+    stats_id: str = ""
+
+
+class Conference:
+    def __init__(self, focus: "Focus", room: str) -> None:
+        self.focus = focus
+        self.room = room
+        self.meeting_id = str(uuid.uuid4())
+        self.participants: dict[str, Participant] = {}
+        self.bridge: Bridge | None = None
+        self.bridge_session = ""
+        self.created_on_bridge = False
+        self.media: list[Media] = default_media()
+        self._lock = asyncio.Lock()  # serialise bridge work for one conference
+        self.ended = False
+
+    @property
+    def occupant_focus(self) -> str:
+        return f"{self.room}/focus"
+
+    def owner_jid(self, nick: str) -> str:
+        return f"{self.room}/{nick}"
+
+    # ---- membership --------------------------------------------------------------------------
+    def joined(self, nick: str, real_jid: str, stats_id: str = "") -> None:
+        if nick in self.participants:
+            return
+        self.participants[nick] = Participant(nick, real_jid, stats_id=stats_id)
+        log.info("%s: %s joined (%d participants)", self.room, nick, len(self.participants))
+        self.focus.spawn(self.invite_pending())
+
+    def left(self, nick: str) -> None:
+        p = self.participants.pop(nick, None)
+        if p is None:
+            return
+        log.info("%s: %s left (%d participants)", self.room, nick, len(self.participants))
+        p.state = "ended"
+        self.focus.spawn(self._after_leave(p))
+
+    async def _after_leave(self, p: Participant) -> None:
+        async with self._lock:
+            if p.sources:
+                self._broadcast_sources("source-remove", p.nick, p.sources, p.groups)
+            if self.bridge is not None and p.endpoint:
+                await self._colibri(colibri2.ConferenceModify(
+                    meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]),
+                    quiet=True)
+            if not self.participants and self.bridge is not None and self.created_on_bridge:
+                await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, expire=True), quiet=True)
+                self.created_on_bridge = False
+                self.bridge.conferences = max(0, self.bridge.conferences - 1)
+                self.bridge = None
+
+    # ---- invitations -------------------------------------------------------------------------
+    async def invite_pending(self) -> None:
+        async with self._lock:
+            if len(self.participants) < self.focus.min_participants:
+                return
+            for p in list(self.participants.values()):
+                if p.state == "new" and self.participants.get(p.nick) is p:
+                    try:
+                        await self._invite(p)
+                    except StanzaError as exc:
+                        log.warning("%s: cannot invite %s: %s", self.room, p.nick, exc)
+                        p.state = "new"
+
+    def _pick_bridge(self) -> Bridge:
+        if self.bridge is None or self.bridge.jid not in self.focus.selector.bridges:
+            bridge = self.focus.selector.select()
+            if bridge is None:
+                raise StanzaError("service-unavailable", "No bridge is available")
+            self.bridge = bridge
+            self.created_on_bridge = False
+            self.bridge_session = str(uuid.uuid4())
+        return self.bridge
+
+    async def _colibri(self, req: colibri2.ConferenceModify, quiet: bool = False) -> colibri2.ConferenceModified | None:
+        bridge = self.bridge
+        if bridge is None:
+            return None
+        try:
+            return await self.focus.colibri(bridge.jid, req)
+        except StanzaError as exc:
+            if quiet:
+                log.info("%s: bridge said %s", self.room, exc)
+                return None
+            raise
+        except asyncio.TimeoutError:
+            self.focus.selector.failed(bridge.jid)
+            if quiet:
+                return None
+            raise StanzaError("remote-server-timeout", f"Bridge {bridge.jid} did not answer") from None
+
+    async def _invite(self, p: Participant) -> None:
+        p.state = "inviting"
+        bridge = self._pick_bridge()
+        create_conf = not self.created_on_bridge
+        res = await self._colibri(colibri2.ConferenceModify(
+            meeting_id=self.meeting_id, name=self.room, create=create_conf,
+            endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media)]))
+        assert res is not None
+        if create_conf:
+            self.created_on_bridge = True
+            bridge.conferences += 1
+        p.endpoint = True
+        ep = next(e for e in res.endpoints if e.id == p.nick)
+        if ep.transport is None:
+            raise StanzaError("internal-server-error", "The bridge gave no transport")
+        if self.participants.get(p.nick) is not p:  # left while we waited
+            return
+        p.sid = secrets.token_hex(8)
+        contents = self._offer_contents(ep.transport, ep.sources, exclude=p.nick)
+        offer = JingleAction(action="session-initiate", sid=p.sid, initiator=self.occupant_focus,
+                             contents=contents, bundle=[c.name for c in contents],
+                             bridge_session=self.bridge_session)
+        p.state = "pending"
+        try:
+            await self.focus.send_jingle(self.owner_jid(p.nick), offer)
+        except StanzaError as exc:
+            log.warning("%s: %s refused the offer: %s", self.room, p.nick, exc)
+            p.state = "ended"
+
+    def _offer_contents(self, transport: IceTransport, slots: list[Source], exclude: str) -> list[Content]:
+        contents = []
+        for media in self.media:
+            # what this participant will receive: its slots; plus, for clients that list
+            # sources per participant, everyone else's streams with their owner
+            sources = [s for s in slots if s.kind == media.kind]
+            for other in self.participants.values():
+                if other.nick != exclude:
+                    sources += [Source(s.ssrc, s.kind, owner=self.owner_jid(other.nick), name=s.name,
+                                       msid="", cname=s.cname) for s in other.sources if s.kind == media.kind]
+            contents.append(Content(media.kind, media.kind, media, sources, [], "both", transport))
+        return contents
+
+    # ---- Jingle from participants -------------------------------------------------------------
+    async def on_jingle(self, nick: str, ja: JingleAction) -> None:
+        """Called after the IQ was acknowledged; errors here are logged, not answered."""
+        p = self.participants.get(nick)
+        if p is None:
+            return
+        async with self._lock:
+            if ja.action == "session-accept":
+                await self._accepted(p, ja)
+            elif ja.action == "transport-info":
+                await self._transport_info(p, ja)
+            elif ja.action in ("source-add", "addsource", "source-remove", "removesource"):
+                await self._sources_changed(p, ja)
+            elif ja.action == "session-terminate":
+                await self._terminated(p, ja)
+            elif ja.action == "session-info" and ja.ice_state == "failed":
+                await self._reinvite([p], "ICE failed")
+
+    def check_jingle(self, nick: str, ja: JingleAction) -> None:
+        """Synchronous checks that decide the IQ's answer (XEP-0166 errors)."""
+        from xmpp_plugins.conference.jingle import unknown_session
+        p = self.participants.get(nick)
+        if p is None or not p.sid or ja.sid != p.sid:
+            raise unknown_session()
+        if ja.action == "session-accept":
+            if p.state != "pending":
+                raise StanzaError("unexpected-request", "This session was accepted already")
+            if not any(c.transport is not None for c in ja.contents):
+                raise StanzaError("bad-request", "session-accept without a transport")
+        if ja.action not in ("session-accept", "transport-info", "source-add", "addsource", "source-remove",
+                             "removesource", "session-terminate", "session-info", "transport-accept",
+                             "transport-reject"):
+            raise StanzaError("bad-request", f"{ja.action} is not handled by the focus")
+
+    async def _accepted(self, p: Participant, ja: JingleAction) -> None:
+        transport = next(c.transport for c in ja.contents if c.transport is not None)
+        sources = [s for c in ja.contents for s in c.sources]
+        groups = [g for c in ja.contents for g in c.groups]
+        for s in sources:
+            s.owner = p.nick
+        await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
+            id=p.nick, transport=transport, media=self.media, sources_given=True, sources=sources, groups=groups)]))
+        p.state = "active"
+        p.sources, p.groups = sources, groups
+        if sources:
+            self._broadcast_sources("source-add", p.nick, sources, groups)
+        log.info("%s: %s is in the call (%d sources)", self.room, p.nick, len(sources))
+
+    async def _transport_info(self, p: Participant, ja: JingleAction) -> None:
+        transport = next((c.transport for c in ja.contents if c.transport is not None), None)
+        if transport is not None and transport.candidates:
+            await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[
+                colibri2.Endpoint(id=p.nick, transport=transport)]), quiet=True)
+
+    async def _sources_changed(self, p: Participant, ja: JingleAction) -> None:
+        add = ja.action in ("source-add", "addsource")
+        changed = [s for c in ja.contents for s in c.sources]
+        groups = [g for c in ja.contents for g in c.groups]
+        for s in changed:
+            s.owner = p.nick
+        if add:
+            known = {s.ssrc for s in p.sources}
+            p.sources = p.sources + [s for s in changed if s.ssrc not in known]
+            p.groups = p.groups + groups
+        else:
+            gone = {s.ssrc for s in changed}
+            p.sources = [s for s in p.sources if s.ssrc not in gone]
+            p.groups = [g for g in p.groups if not set(g.ssrcs) & gone]
+        await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
+            id=p.nick, sources_given=True, sources=p.sources, groups=p.groups)]), quiet=True)
+        self._broadcast_sources("source-add" if add else "source-remove", p.nick, changed, groups)
+
+    async def _terminated(self, p: Participant, ja: JingleAction) -> None:
+        if p.sources:
+            self._broadcast_sources("source-remove", p.nick, p.sources, p.groups)
+        p.sources, p.groups, p.state, p.sid = [], [], "ended", ""
+        if p.endpoint:
+            await self._colibri(colibri2.ConferenceModify(
+                meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
+            p.endpoint = False
+
+    def _broadcast_sources(self, action: str, owner: str, sources: list[Source], groups: list[SourceGroup]) -> None:
+        contents = []
+        for kind in ("audio", "video"):
+            mine = [Source(s.ssrc, s.kind, owner=self.owner_jid(owner), name=s.name, msid=s.msid, cname=s.cname)
+                    for s in sources if s.kind == kind]
+            ssrcs = {s.ssrc for s in mine}
+            if mine:
+                contents.append(Content(kind, kind, None, mine, [g for g in groups if set(g.ssrcs) <= ssrcs]))
+        if not contents:
+            return
+        for other in self.participants.values():
+            if other.nick != owner and other.state in ("pending", "active") and other.sid:
+                ja = JingleAction(action=action, sid=other.sid, initiator=self.occupant_focus, contents=contents)
+                self.focus.spawn(self.focus.send_jingle(self.owner_jid(other.nick), ja, quiet=True))
+
+    # ---- bridge failure ------------------------------------------------------------------------
+    async def bridge_gone(self) -> None:
+        async with self._lock:
+            self.bridge = None
+            self.created_on_bridge = False
+            await self._reinvite(list(self.participants.values()), "bridge moved")
+
+    async def _reinvite(self, who: list[Participant], why: str) -> None:
+        for p in who:
+            if p.sid:
+                ja = JingleAction(action="session-terminate", sid=p.sid, initiator=self.occupant_focus,
+                                  reason="failed-application", reason_text=why,
+                                  bridge_session=self.bridge_session)
+                self.focus.spawn(self.focus.send_jingle(self.owner_jid(p.nick), ja, quiet=True))
+            if p.endpoint and self.bridge is not None:
+                await self._colibri(colibri2.ConferenceModify(
+                    meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
+            p.sid, p.state, p.endpoint = "", "new", False
+            p.sources, p.groups = [], []
+        log.info("%s: re-inviting %d participants (%s)", self.room, len(who), why)
+        for p in who:
+            if self.participants.get(p.nick) is p:
+                try:
+                    await self._invite(p)
+                except StanzaError as exc:
+                    log.warning("%s: cannot re-invite %s: %s", self.room, p.nick, exc)
+                    p.state = "new"
+
+    def endpoint_expired(self, nick: str) -> None:
+        """The bridge expired a silent endpoint: give that participant a fresh session."""
+        p = self.participants.get(nick)
+        if p is None:
+            return
+        p.endpoint = False
+
+        async def run() -> None:
+            async with self._lock:
+                await self._reinvite([p], "endpoint expired on the bridge")
+        self.focus.spawn(run())

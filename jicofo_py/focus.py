@@ -1,0 +1,292 @@
+"""The conference focus: two XMPP connections, one job.
+
+- As the client `focus@auth.<domain>/focus` it joins every conference room (as owner: the MUC
+  lists it among its admins), watches occupants, talks Jingle with each participant through the
+  room, sits in the brewery to see bridges, and sends them COLIBRI2.
+- As the XEP-0114 component `focus.<domain>` it answers the `conference` IQ participants send
+  before joining a room; that is what Jitsi clients address, and a component works the same on
+  our server, Prosody or ejabberd.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import xml.etree.ElementTree as ET
+from typing import Any, Coroutine
+
+import slixmpp
+from lxml import etree
+from slixmpp import JID
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from xmpp_plugins.component_client import ComponentConnection, attach
+from xmpp_plugins.conference import colibri2, focus_iq, jingle
+from xmpp_plugins.errors import StanzaError
+from xmpp_plugins.stanza import Stanza, make_error, make_result
+
+from .bridge_selector import BridgeSelector
+from .conference import Conference
+
+log = logging.getLogger(__name__)
+
+COLIBRI_STATS = "http://jitsi.org/protocol/colibri"
+
+
+def to_lxml(el: ET.Element) -> etree._Element:
+    return etree.fromstring(ET.tostring(el))
+
+
+def to_et(el: etree._Element) -> ET.Element:
+    return ET.fromstring(etree.tostring(el))
+
+
+class Focus:
+    def __init__(self, domain: str, password: str, xmpp: tuple[str, int], component: tuple[str, int],
+                 component_secret: str, *, cafile: str | None = None, starttls: bool = True,
+                 muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0) -> None:
+        self.domain = domain
+        self.jid = f"focus@auth.{domain}"
+        self.service = f"focus.{domain}"
+        self.muc_domain = muc_domain or f"conference.{domain}"
+        self.brewery = f"jvbbrewery@internal.auth.{domain}"
+        self.xmpp_address = xmpp
+        self.component_address = component
+        self.component_secret = component_secret
+        self.min_participants = min_participants
+        self.colibri_timeout = colibri_timeout
+        self.selector = BridgeSelector()
+        self.selector.on_removed.append(self._bridge_removed)
+        self.conferences: dict[str, Conference] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.component: ComponentConnection | None = None
+        c = self.client = slixmpp.ClientXMPP(f"{self.jid}/focus", password)
+        c.enable_direct_tls = False
+        if not starttls:
+            c.enable_starttls = False
+            c.enable_plaintext = True
+        elif cafile:
+            c.ssl_context = ssl.create_default_context(cafile=cafile)
+        for plugin in ("xep_0030", "xep_0045", "xep_0199"):
+            c.register_plugin(plugin)
+        c.add_event_handler("session_start", self._on_session)
+        c.add_event_handler("groupchat_presence", self._on_room_presence)
+        c.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % jingle.NS), self._on_jingle))
+        c.register_handler(Callback("colibri2-from-bridge",
+                                    MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS),
+                                    self._on_bridge_notice))
+        self._online = asyncio.get_event_loop().create_future()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self, timeout: float = 20.0) -> None:
+        self.client.connect(*self.xmpp_address)
+        await asyncio.wait_for(asyncio.shield(self._online), timeout)
+        self.component = await attach(self.component_address[0], self.component_address[1], self.service,
+                                      self.component_secret, self)
+        self.spawn(self._housekeeping())
+        log.info("focus online as %s and %s", self.jid, self.service)
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self.component is not None:
+            self.component.close()
+        if self.client.transport is not None:
+            try:
+                await asyncio.wait_for(self.client.disconnect(wait=0), 3)
+            except Exception:
+                self.client.abort()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("focus task failed", exc_info=t.exception())
+        task.add_done_callback(done)
+        return task
+
+    async def _on_session(self, _event: Any) -> None:
+        await self.client.plugin["xep_0045"].join_muc_wait(JID(self.brewery), "focus", timeout=10,
+                                                           maxstanzas=0)
+        if not self._online.done():
+            self._online.set_result(None)
+        # after a reconnect: rejoin the rooms we were running
+        for conf in list(self.conferences.values()):
+            self.spawn(self._join_room(conf))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            self.selector.expire_silent()
+
+    # ---- the focus service (component side) ----------------------------------------------------
+    def receive(self, stanza: Stanza) -> None:
+        """Stanzas to focus.<domain>: the conference IQ, disco, ping."""
+        if stanza.name != "iq" or stanza.type not in ("get", "set"):
+            return
+        payload = stanza.payload()
+        tag = payload.tag if payload is not None else None
+        if tag == "{%s}conference" % focus_iq.NS and stanza.type == "set":
+            self.spawn(self._conference_iq(stanza, payload))
+        elif tag == "{http://jabber.org/protocol/disco#info}query":
+            q = etree.Element("{http://jabber.org/protocol/disco#info}query",
+                              nsmap={None: "http://jabber.org/protocol/disco#info"})
+            etree.SubElement(q, "{http://jabber.org/protocol/disco#info}identity", category="component",
+                             type="focus", name="jitsi-py focus")
+            for var in (focus_iq.NS, "urn:xmpp:ping", "http://jabber.org/protocol/disco#info"):
+                etree.SubElement(q, "{http://jabber.org/protocol/disco#info}feature", var=var)
+            self._reply(make_result(stanza, q))
+        elif tag == "{urn:xmpp:ping}ping":
+            self._reply(make_result(stanza))
+        else:
+            self._reply(make_error(stanza, StanzaError("service-unavailable")))
+
+    def _reply(self, el: etree._Element | None) -> None:
+        if el is not None and self.component is not None:
+            self.component.send(el)
+
+    async def _conference_iq(self, stanza: Stanza, payload: etree._Element) -> None:
+        try:
+            req = focus_iq.parse_request(payload, self.muc_domain)
+            conf = self.conferences.get(req.room)
+            if conf is None:
+                conf = Conference(self, req.room)
+                self.conferences[req.room] = conf
+                await self._join_room(conf)
+            elif conf.room not in self._joined_rooms():
+                await self._join_room(conf)
+        except StanzaError as exc:
+            self._reply(make_error(stanza, exc))
+            return
+        except Exception:
+            log.exception("conference IQ failed")
+            self._reply(make_error(stanza, StanzaError("internal-server-error")))
+            return
+        self._reply(make_result(stanza, focus_iq.response_element(req.room, self.jid)))
+
+    def _joined_rooms(self) -> set[str]:
+        return {str(r) for r in self.client.plugin["xep_0045"].get_joined_rooms()}
+
+    async def _join_room(self, conf: Conference) -> None:
+        try:
+            await self.client.plugin["xep_0045"].join_muc_wait(JID(conf.room), "focus", timeout=10, maxstanzas=0)
+        except Exception as exc:
+            self.conferences.pop(conf.room, None)
+            raise StanzaError("service-unavailable", f"The focus could not join {conf.room}: {exc}") from None
+        log.info("focus joined %s", conf.room)
+
+    # ---- rooms and bridges (client side) -------------------------------------------------------
+    def _on_room_presence(self, pres: slixmpp.Presence) -> None:
+        room = pres["from"].bare
+        nick = pres["from"].resource
+        if room == self.brewery:
+            self._brewery_presence(pres, nick)
+            return
+        conf = self.conferences.get(room)
+        if conf is None or nick == "focus" or not nick:
+            return
+        if pres["type"] == "unavailable":
+            conf.left(nick)
+            if not conf.participants:
+                self.spawn(self._maybe_end(conf))
+        elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
+            real = pres["muc"]["jid"]
+            stats_id = pres.xml.findtext("{jabber:client}stats-id") or ""
+            conf.joined(nick, str(real), stats_id)
+
+    async def _maybe_end(self, conf: Conference) -> None:
+        """The last participant left: leave the room so it can go away."""
+        await asyncio.sleep(0)
+        if conf.participants or self.conferences.get(conf.room) is not conf:
+            return
+        self.conferences.pop(conf.room, None)
+        self.client.plugin["xep_0045"].leave_muc(JID(conf.room), "focus")
+        log.info("%s: conference over", conf.room)
+
+    def _brewery_presence(self, pres: slixmpp.Presence, nick: str) -> None:
+        if nick == "focus":
+            return
+        jid = str(pres["from"])
+        if pres["type"] == "unavailable":
+            self.selector.remove(jid, "left the brewery")
+            return
+        stats = pres.xml.find("{%s}stats" % COLIBRI_STATS)
+        values = {s.get("name", ""): s.get("value", "") for s in stats} if stats is not None else {}
+        self.selector.update(jid, values)
+
+    def _bridge_removed(self, bridge: Any) -> None:
+        for conf in list(self.conferences.values()):
+            if conf.bridge is not None and conf.bridge.jid == bridge.jid:
+                log.warning("%s: bridge %s is gone; moving the conference", conf.room, bridge.jid)
+                self.spawn(conf.bridge_gone())
+
+    async def colibri(self, bridge_jid: str, req: colibri2.ConferenceModify) -> colibri2.ConferenceModified:
+        iq = self.client.make_iq_set(ito=bridge_jid)
+        iq.xml.append(to_et(colibri2.modify_element(req)))
+        try:
+            res = await iq.send(timeout=self.colibri_timeout)
+        except IqTimeout:
+            raise asyncio.TimeoutError() from None
+        except IqError as exc:
+            raise StanzaError(exc.condition or "undefined-condition", exc.text or None) from None
+        el = res.xml.find("{%s}conference-modified" % colibri2.NS)
+        if el is None:
+            return colibri2.ConferenceModified(meeting_id=req.meeting_id)
+        return colibri2.parse_modified(to_lxml(el))
+
+    def _on_bridge_notice(self, iq: slixmpp.Iq) -> None:
+        """A bridge tells us it expired a silent endpoint."""
+        if iq["type"] != "set":
+            return
+        iq.reply(clear=True).send()
+        try:
+            req = colibri2.parse_modify(to_lxml(iq.xml.find("{%s}conference-modify" % colibri2.NS)))
+        except StanzaError:
+            return
+        for conf in self.conferences.values():
+            if conf.meeting_id == req.meeting_id:
+                for ep in req.endpoints:
+                    if ep.expire:
+                        conf.endpoint_expired(ep.id)
+
+    # ---- Jingle --------------------------------------------------------------------------------
+    async def send_jingle(self, to: str, ja: jingle.JingleAction, quiet: bool = False) -> None:
+        iq = self.client.make_iq_set(ito=to)
+        iq.xml.append(to_et(jingle.jingle_element(ja)))
+        try:
+            await iq.send(timeout=15)
+        except IqError as exc:
+            if not quiet:
+                raise StanzaError(exc.condition or "undefined-condition", exc.text or None) from None
+        except IqTimeout:
+            if not quiet:
+                raise StanzaError("remote-server-timeout", f"{to} did not answer {ja.action}") from None
+
+    def _on_jingle(self, iq: slixmpp.Iq) -> None:
+        if iq["type"] != "set":
+            return
+        room, nick = iq["from"].bare, iq["from"].resource
+        conf = self.conferences.get(room)
+        try:
+            ja = jingle.parse_jingle(to_lxml(iq.xml.find("{%s}jingle" % jingle.NS)))
+            if conf is None:
+                raise jingle.unknown_session()
+            conf.check_jingle(nick, ja)
+        except StanzaError as exc:
+            reply = iq.reply(clear=True)
+            reply["type"] = "error"
+            reply["error"]["condition"] = exc.condition
+            reply["error"]["type"] = exc.type
+            if exc.text:
+                reply["error"]["text"] = exc.text
+            if exc.app_condition is not None:
+                reply["error"].xml.append(to_et(exc.app_condition))
+            reply.send()
+            return
+        iq.reply(clear=True).send()
+        self.spawn(conf.on_jingle(nick, ja))
