@@ -30,7 +30,7 @@ async def stack(tmp_path):
 
 
 async def focus_client(stack: Stack, clients) -> slixmpp.ClientXMPP:
-    c = slixmpp.ClientXMPP("focus@auth.localhost/focus", stack.internal_passwords["focus"])
+    c = slixmpp.ClientXMPP("focus@auth.localhost/probe", stack.internal_passwords["focus"])
     import ssl
     c.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
     c.enable_direct_tls = False
@@ -61,7 +61,7 @@ async def test_bridge_in_brewery_serves_colibri2_http_and_channel(stack, clients
         if p["from"].resource == "jvb1" and stats is not None and not seen.done():
             seen.set_result({s.get("name"): s.get("value") for s in stats})
     focus.add_event_handler("groupchat_presence", on_presence)
-    await focus.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "focus", timeout=10)
+    await focus.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "probe", timeout=10)
     stats = await asyncio.wait_for(seen, 10)
     assert stats["healthy"] == "true" and "stress_level" in stats
 
@@ -133,7 +133,7 @@ async def test_silent_endpoints_expire_and_the_focus_is_told(stack, clients):
     from slixmpp.xmlstream.handler import Callback
     from slixmpp.xmlstream.matcher import MatchXPath
     focus = await focus_client(stack, clients)
-    await focus.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "focus", timeout=10)
+    await focus.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "probe", timeout=10)
     told = asyncio.get_running_loop().create_future()
 
     def on_expire(iq) -> None:
