@@ -166,7 +166,8 @@ class Conference:
         for media in self.media:
             # what this participant will receive: its slots; plus, for clients that list
             # sources per participant, everyone else's streams with their owner
-            sources = [s for s in slots if s.kind == media.kind]
+            sources = [Source(s.ssrc, s.kind, owner="jvb", name=s.name, msid=s.msid, cname=s.cname or "jvb")
+                       for s in slots if s.kind == media.kind]
             for other in self.participants.values():
                 if other.nick != exclude:
                     sources += [Source(s.ssrc, s.kind, owner=self.owner_jid(other.nick), name=s.name,

@@ -1,0 +1,166 @@
+"""The focus at the protocol level: conference IQ, room ownership, Jingle offers, source
+announcements and the errors for bad Jingle, with plain slixmpp clients playing participants."""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import xml.etree.ElementTree as ET
+
+import pytest
+import slixmpp
+from lxml import etree
+from slixmpp import JID
+from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from conftest import make_config
+from jitsi_py.stack import Stack
+from xmpp_plugins.conference import focus_iq, jingle
+from xmpp_plugins.conference.model import Candidate, Content, Fingerprint, IceTransport, Source
+
+ROOMS = "conference.localhost"
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    s = Stack(make_config(server__data_dir=str(tmp_path / "data")))
+    await s.start()
+    yield s
+    await s.stop()
+
+
+class Probe:
+    """A participant that speaks the signalling but never sends media."""
+
+    def __init__(self, client: slixmpp.ClientXMPP) -> None:
+        self.c = client
+        self.jingle: asyncio.Queue = asyncio.Queue()
+        client.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{urn:xmpp:jingle:1}jingle"),
+                                         self._on_jingle))
+
+    def _on_jingle(self, iq) -> None:
+        ja = jingle.parse_jingle(etree.fromstring(ET.tostring(iq.xml.find("{urn:xmpp:jingle:1}jingle"))))
+        iq.reply(clear=True).send()
+        self.jingle.put_nowait((iq["from"], ja))
+
+    async def next(self, action: str, timeout: float = 10.0):
+        while True:
+            frm, ja = await asyncio.wait_for(self.jingle.get(), timeout)
+            if ja.action == action:
+                return frm, ja
+
+    async def send(self, room: str, ja: jingle.JingleAction) -> None:
+        iq = self.c.make_iq_set(ito=f"{room}/focus")
+        iq.xml.append(ET.fromstring(etree.tostring(jingle.jingle_element(ja))))
+        await iq.send(timeout=10)
+
+
+async def guest(stack: Stack, clients) -> Probe:
+    c = slixmpp.ClientXMPP("localhost", "")
+    c.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
+    c.enable_direct_tls = False
+    c.register_plugin("xep_0045")
+    started = asyncio.get_running_loop().create_future()
+    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    clients.all.append(c)
+    c.connect(*stack.server.c2s_address)
+    await asyncio.wait_for(started, 10)
+    return Probe(c)
+
+
+async def conference(probe: Probe, room: str) -> ET.Element:
+    iq = probe.c.make_iq_set(ito="focus.localhost")
+    iq.xml.append(ET.fromstring(etree.tostring(focus_iq.request_element(focus_iq.ConferenceRequest(room)))))
+    res = await iq.send(timeout=10)
+    return res.xml.find("{http://jitsi.org/protocol/focus}conference")
+
+
+def fake_accept(ja: jingle.JingleAction, occupant: str, ssrc_base: int) -> jingle.JingleAction:
+    transport = IceTransport(ufrag="abcd", pwd="p" * 24, fingerprints=[Fingerprint("sha-256", "AA:BB", "active")],
+                             candidates=[Candidate("1", 1, "udp", 2130706431, "127.0.0.1", 9, "host")])
+    contents = [Content(c.name, c.kind, c.media, [Source(ssrc_base + i, c.kind, msid=f"s{ssrc_base} t{i}", cname="x")],
+                        [], "both", transport) for i, c in enumerate(ja.contents)]
+    return jingle.JingleAction(action="session-accept", sid=ja.sid, responder=occupant, contents=contents,
+                               bundle=[c.name for c in contents], bridge_session=ja.bridge_session)
+
+
+async def test_offer_accept_source_add_remove_and_bad_jingle(stack, clients):
+    room = f"call@{ROOMS}"
+    a, b = await guest(stack, clients), await guest(stack, clients)
+    # the conference IQ: ready, with the focus's JID, after the focus is in the room as owner
+    res = await conference(a, room)
+    assert res.get("ready") == "true" and res.get("focusjid") == "focus@auth.localhost"
+    pres, *_ = await a.c.plugin["xep_0045"].join_muc_wait(JID(room), "aaaa1111", timeout=10)
+    muc_room = stack.server.plugins[-1].service.rooms["call"]
+    assert muc_room.affiliation("focus@auth.localhost") == "owner"
+    assert muc_room.config.whois == "anyone"
+    assert a.jingle.empty()  # alone: no media session yet
+    await conference(b, room)
+    await b.c.plugin["xep_0045"].join_muc_wait(JID(room), "bbbb2222", timeout=10)
+    # both get an offer from the focus's occupant JID: bridge transport and their slots
+    frm, offer_a = await a.next("session-initiate")
+    _, offer_b = await b.next("session-initiate")
+    assert frm == JID(f"{room}/focus")
+    video = next(c for c in offer_a.contents if c.name == "video")
+    slots = [s for s in video.sources if s.msid]
+    assert len(slots) == stack.cfg.bridge.last_n and all(s.owner == "jvb" for s in slots)
+    assert video.transport.fingerprints[0].setup == "actpass"
+    assert "/colibri-ws/jvb1/" in video.transport.websocket_url
+    assert offer_a.bundle == ["audio", "video"] and offer_a.bridge_session
+    # a accepts; b hears about a's sources, owned by a's occupant JID
+    await a.send(room, fake_accept(offer_a, f"{room}/aaaa1111", 1000))
+    _, added = await b.next("source-add")
+    owners = {s.owner for c in added.contents for s in c.sources}
+    assert owners == {f"{room}/aaaa1111"}
+    assert {s.ssrc for c in added.contents for s in c.sources} == {1000, 1001}
+    conf = stack.bridge.conferences[stack.focus.conferences[room].meeting_id]
+    assert set(conf.endpoints["aaaa1111"].sources) == {1000, 1001}
+
+    # bad Jingle: unknown sid, accepting twice, someone else's sid, nonsense action, no transport
+    async def refused(probe: Probe, ja: jingle.JingleAction) -> IqError:
+        with pytest.raises(IqError) as exc:
+            await probe.send(room, ja)
+        return exc.value
+    err = await refused(a, jingle.JingleAction(action="transport-info", sid="nope"))
+    assert err.condition == "item-not-found"
+    assert err.iq.xml.find(".//{urn:xmpp:jingle:errors:1}unknown-session") is not None
+    err = await refused(a, fake_accept(offer_a, f"{room}/aaaa1111", 1000))
+    assert err.condition == "unexpected-request"
+    err = await refused(a, jingle.JingleAction(action="transport-info", sid=offer_b.sid))  # b's session
+    assert err.condition == "item-not-found"
+    no_transport = fake_accept(offer_b, f"{room}/bbbb2222", 2000)
+    for c in no_transport.contents:
+        c.transport = None
+    err = await refused(b, no_transport)
+    assert err.condition == "bad-request"
+    bad = b.c.make_iq_set(ito=f"{room}/focus")
+    bad.xml.append(ET.fromstring(f"<jingle xmlns='urn:xmpp:jingle:1' action='dance' sid='{offer_b.sid}'/>"))
+    with pytest.raises(IqError) as exc:
+        await bad.send(timeout=10)
+    assert exc.value.condition == "bad-request"
+    # after all that, b's session still works
+    await b.send(room, fake_accept(offer_b, f"{room}/bbbb2222", 2000))
+    _, added = await a.next("source-add")
+    assert {s.ssrc for c in added.contents for s in c.sources} == {2000, 2001}
+
+    # a leaves: b gets source-remove, the bridge forgets a
+    a.c.plugin["xep_0045"].leave_muc(JID(room), "aaaa1111")
+    _, removed = await b.next("source-remove")
+    assert {s.ssrc for c in removed.contents for s in c.sources} == {1000, 1001}
+    await asyncio.wait_for(_until_gone(conf, "aaaa1111"), 10)
+
+
+async def _until_gone(conf, endpoint: str) -> None:
+    while endpoint in conf.endpoints:
+        await asyncio.sleep(0.02)  # the bridge's state has no event to await; poll it briefly
+
+
+async def test_conference_iq_errors(stack, clients):
+    a = await guest(stack, clients)
+    for room, condition in ((f"x@elsewhere.localhost", "not-acceptable"), ("noroom", "bad-request")):
+        iq = a.c.make_iq_set(ito="focus.localhost")
+        iq.xml.append(ET.fromstring(f"<conference xmlns='http://jitsi.org/protocol/focus' room='{room}'/>"))
+        with pytest.raises(IqError) as exc:
+            await iq.send(timeout=10)
+        assert exc.value.condition == condition
