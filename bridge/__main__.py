@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import logging
 import signal
 import sys
@@ -74,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
+    if not os.environ.get("JITSI_PY_NO_UVLOOP"):
+        try:
+            import uvloop
+            uvloop.install()
+        except ImportError:
+            pass
     try:
         asyncio.run(serve(cfg))
     except OSError as exc:
