@@ -40,6 +40,7 @@ class Participant:
     groups: list[SourceGroup] = field(default_factory=list)
     endpoint: bool = False  # allocated on the current bridge
     stats_id: str = ""
+    index: int = 0  # 1 for the first to join
 
 
 class Conference:
@@ -54,6 +55,8 @@ class Conference:
         self.media: list[Media] = default_media()
         self._lock = asyncio.Lock()  # serialise bridge work for one conference
         self.ended = False
+        self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
+        self.joins = 0  # how many have joined so far: the start-muted policy counts them
 
     @property
     def occupant_focus(self) -> str:
@@ -66,12 +69,14 @@ class Conference:
     def joined(self, nick: str, real_jid: str, stats_id: str = "") -> None:
         if nick in self.participants:
             return
-        self.participants[nick] = Participant(nick, real_jid, stats_id=stats_id)
+        self.joins += 1
+        self.participants[nick] = Participant(nick, real_jid, stats_id=stats_id, index=self.joins)
         log.info("%s: %s joined (%d participants)", self.room, nick, len(self.participants))
         self.focus.spawn(self.invite_pending())
 
     def left(self, nick: str) -> None:
         p = self.participants.pop(nick, None)
+        self.roles.pop(nick, None)
         if p is None:
             return
         log.info("%s: %s left (%d participants)", self.room, nick, len(self.participants))
@@ -151,9 +156,11 @@ class Conference:
             return
         p.sid = secrets.token_hex(8)
         contents = self._offer_contents(ep.transport, ep.sources, exclude=p.nick)
+        audio_n, video_n = self.focus.start_muted
+        muted = (bool(audio_n) and p.index > audio_n, bool(video_n) and p.index > video_n)
         offer = JingleAction(action="session-initiate", sid=p.sid, initiator=self.occupant_focus,
                              contents=contents, bundle=[c.name for c in contents],
-                             bridge_session=self.bridge_session)
+                             bridge_session=self.bridge_session, start_muted=muted if any(muted) else None)
         p.state = "pending"
         try:
             await self.focus.send_jingle(self.owner_jid(p.nick), offer)

@@ -33,6 +33,7 @@ from .conference import Conference
 log = logging.getLogger(__name__)
 
 COLIBRI_STATS = "http://jitsi.org/protocol/colibri"
+MUTE_NS = {"audio": "http://jitsi.org/jitmeet/audio", "video": "http://jitsi.org/jitmeet/video"}
 
 
 def to_lxml(el: ET.Element) -> etree._Element:
@@ -46,7 +47,8 @@ def to_et(el: etree._Element) -> ET.Element:
 class Focus:
     def __init__(self, domain: str, password: str, xmpp: tuple[str, int], component: tuple[str, int],
                  component_secret: str, *, cafile: str | None = None, starttls: bool = True,
-                 muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0) -> None:
+                 muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0,
+                 start_muted: tuple[int, int] = (0, 0)) -> None:
         self.domain = domain
         self.jid = f"focus@auth.{domain}"
         self.service = f"focus.{domain}"
@@ -57,6 +59,7 @@ class Focus:
         self.component_secret = component_secret
         self.min_participants = min_participants
         self.colibri_timeout = colibri_timeout
+        self.start_muted = start_muted
         self.selector = BridgeSelector()
         self.selector.on_removed.append(self._bridge_removed)
         self.conferences: dict[str, Conference] = {}
@@ -77,6 +80,9 @@ class Focus:
         c.add_event_handler("session_start", self._on_session)
         c.add_event_handler("groupchat_presence", self._on_room_presence)
         c.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % jingle.NS), self._on_jingle))
+        for kind in ("audio", "video"):
+            c.register_handler(Callback(f"mute-{kind}", MatchXPath("{jabber:client}iq/{%s}mute" % MUTE_NS[kind]),
+                                        lambda iq, kind=kind: self._on_mute(iq, kind)))
         c.register_handler(Callback("colibri2-from-bridge",
                                     MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS),
                                     self._on_bridge_notice))
@@ -200,7 +206,11 @@ class Focus:
         elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
             real = pres["muc"]["jid"]
             stats_id = pres.xml.findtext("{jabber:client}stats-id") or ""
+            new = nick not in conf.participants
             conf.joined(nick, str(real), stats_id)
+            conf.roles[nick] = pres["muc"]["role"] or "participant"
+            if new and not any(r == "moderator" for n, r in conf.roles.items() if n != nick):
+                self.spawn(self._grant_owner(conf, str(JID(str(real)).bare)))
 
     async def _maybe_end(self, conf: Conference) -> None:
         """The last participant left: leave the room so it can go away."""
@@ -256,6 +266,54 @@ class Focus:
                 for ep in req.endpoints:
                     if ep.expire:
                         conf.endpoint_expired(ep.id)
+
+    async def _grant_owner(self, conf: Conference, bare: str) -> None:
+        """Jicofo's auto-owner: the first participant runs the meeting (mute, lobby, password)."""
+        try:
+            await self.client.plugin["xep_0045"].set_affiliation(JID(conf.room), "owner", jid=JID(bare))
+        except (IqError, IqTimeout) as exc:
+            log.info("%s: could not make %s owner: %s", conf.room, bare, exc)
+
+    def _on_mute(self, iq: slixmpp.Iq, kind: str) -> None:
+        """A moderator asks to mute someone (Jitsi's mute IQ to room/focus): we pass it on."""
+        if iq["type"] != "set":
+            return
+        room, nick = iq["from"].bare, iq["from"].resource
+        conf = self.conferences.get(room)
+        el = iq.xml.find("{%s}mute" % MUTE_NS[kind])
+        target_jid = el.get("jid", "") if el is not None else ""
+        reply = iq.reply(clear=True)
+        try:
+            if conf is None or nick not in conf.participants:
+                raise StanzaError("not-acceptable", "Join the conference first")
+            if conf.roles.get(nick) != "moderator":
+                raise StanzaError("forbidden", "Only moderators may mute others")
+            target = JID(target_jid).resource if target_jid else ""
+            if JID(target_jid).bare != room or target not in conf.participants:
+                raise StanzaError("item-not-found", "No such participant")
+            if (el.text or "").strip() != "true":
+                raise StanzaError("not-allowed", "Only the participant may unmute themselves")
+        except (StanzaError, Exception) as exc:
+            err = exc if isinstance(exc, StanzaError) else StanzaError("bad-request", "Bad mute request")
+            reply["type"] = "error"
+            reply["error"]["condition"] = err.condition
+            reply["error"]["type"] = err.type
+            if err.text:
+                reply["error"]["text"] = err.text
+            reply.send()
+            return
+        reply.send()
+        order = self.client.make_iq_set(ito=f"{room}/{target}")
+        m = ET.SubElement(order.xml, "{%s}mute" % MUTE_NS[kind], actor=nick)
+        m.text = "true"
+        self.spawn(self._send_quietly(order))
+
+    @staticmethod
+    async def _send_quietly(iq: slixmpp.Iq) -> None:
+        try:
+            await iq.send(timeout=10)
+        except (IqError, IqTimeout):
+            pass
 
     # ---- Jingle --------------------------------------------------------------------------------
     async def send_jingle(self, to: str, ja: jingle.JingleAction, quiet: bool = False) -> None:

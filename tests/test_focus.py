@@ -164,3 +164,40 @@ async def test_conference_iq_errors(stack, clients):
         with pytest.raises(IqError) as exc:
             await iq.send(timeout=10)
         assert exc.value.condition == condition
+
+
+async def test_moderation_first_participant_owns_mutes_and_start_muted(tmp_path, clients):
+    s = Stack(make_config(server__data_dir=str(tmp_path / "data"), focus__start_audio_muted=1))
+    await s.start()
+    try:
+        room = f"mod@{ROOMS}"
+        a, b = await guest(s, clients), await guest(s, clients)
+        await conference(a, room)
+        promoted = asyncio.get_running_loop().create_future()
+        a.c.add_event_handler("groupchat_presence", lambda p: (
+            p["from"].resource == "first111" and p["muc"]["role"] == "moderator" and not promoted.done()
+            and promoted.set_result(True)))
+        await a.c.plugin["xep_0045"].join_muc_wait(JID(room), "first111", timeout=10)
+        await asyncio.wait_for(promoted, 10)  # auto-owner: the first one in runs the meeting
+        await conference(b, room)
+        await b.c.plugin["xep_0045"].join_muc_wait(JID(room), "second22", timeout=10)
+        _, offer_a = await a.next("session-initiate")
+        _, offer_b = await b.next("session-initiate")
+        assert offer_a.start_muted is None
+        assert offer_b.start_muted == (True, False)  # audio muted after the first participant
+        muted = asyncio.get_running_loop().create_future()
+        b.c.register_handler(Callback("mute", MatchXPath("{jabber:client}iq/{http://jitsi.org/jitmeet/audio}mute"),
+                                      lambda iq: (iq.reply(clear=True).send(), muted.done() or muted.set_result(iq))))
+        iq = a.c.make_iq_set(ito=f"{room}/focus")
+        ET.SubElement(iq.xml, "{http://jitsi.org/jitmeet/audio}mute", jid=f"{room}/second22").text = "true"
+        await iq.send(timeout=10)
+        order = await asyncio.wait_for(muted, 10)
+        assert order["from"] == JID(f"{room}/focus")
+        # a participant who is not a moderator may not mute others
+        iq = b.c.make_iq_set(ito=f"{room}/focus")
+        ET.SubElement(iq.xml, "{http://jitsi.org/jitmeet/audio}mute", jid=f"{room}/first111").text = "true"
+        with pytest.raises(IqError) as exc:
+            await iq.send(timeout=10)
+        assert exc.value.condition == "forbidden"
+    finally:
+        await s.stop()

@@ -21,6 +21,7 @@ NS = "urn:xmpp:jingle:1"
 ERRORS = "urn:xmpp:jingle:errors:1"
 GROUPING = "urn:xmpp:jingle:apps:grouping:0"
 FOCUS = "http://jitsi.org/protocol/focus"
+START_MUTED = "http://jitsi.org/jitmeet/start-muted"
 
 ACTIONS = ("session-initiate", "session-accept", "session-terminate", "session-info", "transport-info",
            "transport-replace", "transport-accept", "transport-reject", "content-modify",
@@ -39,6 +40,7 @@ class JingleAction:
     reason: str = ""  # session-terminate: success, gone, failed-transport...
     reason_text: str = ""
     ice_state: str = ""  # session-info from Jitsi clients: <ice-state>failed</ice-state>
+    start_muted: tuple[bool, bool] | None = None  # (audio, video): join muted (the focus's policy)
 
 
 def unknown_session() -> StanzaError:
@@ -102,6 +104,9 @@ def parse_jingle(el: etree._Element) -> JingleAction:
     ice = el.find(q(FOCUS, "ice-state"))
     if ice is not None:
         ja.ice_state = (ice.text or "").strip()
+    sm = el.find(q(START_MUTED, "startmuted"))
+    if sm is not None:
+        ja.start_muted = (sm.get("audio") == "true", sm.get("video") == "true")
     return ja
 
 
@@ -146,6 +151,9 @@ def jingle_element(ja: JingleAction) -> etree._Element:
             etree.SubElement(r, q(NS, "text")).text = ja.reason_text
     if ja.ice_state:
         etree.SubElement(el, q(FOCUS, "ice-state"), nsmap={None: FOCUS}).text = ja.ice_state
+    if ja.start_muted is not None:
+        etree.SubElement(el, q(START_MUTED, "startmuted"), nsmap={None: START_MUTED},
+                         audio="true" if ja.start_muted[0] else "false", video="true" if ja.start_muted[1] else "false")
     return el
 
 
