@@ -139,6 +139,9 @@ class FocusSection:
     min_participants: int = 2
     # Seconds to wait for a bridge's COLIBRI2 answer before counting the bridge as failed.
     colibri_timeout: float = 10.0
+    # Participants after the first N join with their microphone / camera muted (0: never).
+    start_audio_muted: int = 0
+    start_video_muted: int = 0
     # For a separately run focus (`python -m jicofo_py`): c2s address and account
     # (focus@auth.<domain>), and the component port and secret for focus.<domain>.
     xmpp_host: str = "127.0.0.1"
