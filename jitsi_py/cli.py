@@ -144,6 +144,138 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_target(args: argparse.Namespace) -> tuple[str, int, str, str | None]:
+    """(host, port, domain, cafile) for `join`: flags win over --config, which wins over defaults."""
+    from pathlib import Path
+
+    host, port, domain, cafile = "127.0.0.1", 5222, "localhost", None
+    if args.config:
+        cfg = _load(args.config)
+        listen = cfg.c2s.listen
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)
+        port, domain = cfg.c2s.port, cfg.server.domain.lower()
+        if not cfg.tls.cert:  # the self-signed certificate `jitsi-py run` generated
+            cafile = str(data_dir(cfg) / "tls" / f"{domain}.crt")
+    if args.server:
+        h, sep, p = args.server.rpartition(":")
+        if not sep or not p.isdigit() or not 0 < int(p) < 65536 or not h:
+            raise ValueError(f"--server {args.server!r}: expected HOST:PORT, e.g. 127.0.0.1:5222")
+        host, port = h.strip("[]"), int(p)
+    elif port == 0:
+        raise ValueError(f"{args.config}: c2s.port is 0 (any free port); pass --server HOST:PORT")
+    domain = (args.domain or domain).lower()
+    if args.cafile:
+        cafile = args.cafile
+    elif not args.config and not args.insecure:
+        import platformdirs  # a stack run without a config keeps its certificate here
+        default = Path(platformdirs.user_data_dir("jitsi-py")) / "tls" / f"{domain}.crt"
+        cafile = str(default) if default.is_file() else None
+    if args.insecure:
+        cafile = None
+    elif cafile and not Path(cafile).is_file():
+        raise ValueError(f"no certificate file {cafile} (pass --cafile FILE or --insecure)")
+    return host, port, domain, cafile
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    """Join a conference as a participant; leave cleanly on Ctrl-C / SIGTERM."""
+    import signal
+
+    from .participant import Event, Participant, ParticipantError, TestPatternTrack, ToneTrack, open_media
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the media libraries are chatty about every late packet
+        for name in ("aioice", "aiortc", "slixmpp", "libav"):  # (failures reach the user as one message)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        host, port, domain, cafile = _join_target(args)
+    except ValueError as exc:
+        print(f"jitsi-py join: {exc}", file=sys.stderr)
+        return 2
+    player = None
+    audio = video = None
+    if args.send:
+        try:
+            player = open_media(args.send)
+        except Exception as exc:  # av: no such file, unknown format
+            print(f"jitsi-py join: cannot open {args.send}: {exc}", file=sys.stderr)
+            return 2
+        audio, video = player.audio, player.video
+    elif args.test_pattern:
+        audio, video = ToneTrack(), TestPatternTrack()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        p = Participant(host, port, args.room, domain=domain, nick=args.nick, display_name=args.name or "",
+                        cafile=cafile, verify=not args.insecure, audio=audio, video=video)
+
+        def show(e: Event) -> None:
+            who = f"{e.nick}" + (f" ({p.occupants.get(e.nick)})" if p.occupants.get(e.nick) else "")
+            line = {"occupant-joined": f"{e.nick}" + (f" ({e.text})" if e.text else "") + " joined the room",
+                    "occupant-left": f"{e.nick} left the room",
+                    "media": f"receiving {e.kind} from {who}",
+                    "source-remove": f"{e.nick} stopped sending "
+                                     + ", ".join(sorted({s.kind for s in e.sources or []})),
+                    "session-terminate": f"the focus ended the media session ({e.text})",
+                    "kicked": f"{e.text} from the room",
+                    "disconnected": f"lost the connection to the server {e.text}".rstrip(),
+                    "chat": f"<{e.nick}> {e.text}"}.get(e.type)
+            if e.type == "connection" and e.text == "failed":
+                line = "the media connection failed; asking the focus for a new one"
+            if line:
+                print(line, flush=True)
+            if e.type in ("kicked", "disconnected") or (e.type == "session-terminate"
+                                                        and e.text.split(":")[0] in ("success", "gone")):
+                stop.set()
+
+        joining = asyncio.ensure_future(p.join(timeout=args.timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({joining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if not joining.done():  # interrupted while joining
+                step = p._step
+                joining.cancel()
+                await asyncio.gather(joining, return_exceptions=True)
+                print(f"interrupted while {step}", flush=True)
+                return 0
+            try:
+                joining.result()
+            except (ParticipantError, OSError) as exc:
+                print(f"jitsi-py join: {exc}", file=sys.stderr)
+                return 1
+            sending = ", ".join(k for k, t in (("audio", audio), ("video", video)) if t is not None) or "nothing"
+            others = ", ".join(f"{n} ({d})" if d else n for n, d in sorted(p.occupants.items())) or "nobody else yet"
+            print(f"in the conference {p.room_jid} as {p.nick} (sending {sending}; with {others}); "
+                  "Ctrl-C to leave", flush=True)
+            p.add_listener(show)
+            if args.record:
+                try:
+                    await p.record(args.record)
+                except ParticipantError as exc:
+                    print(f"jitsi-py join: {exc}", file=sys.stderr)
+                    return 1
+                print(f"recording to {args.record}", flush=True)
+            await stopping
+            return 1 if p._failure is not None else 0
+        finally:
+            stopping.cancel()
+            await p.leave()
+            if player is not None:
+                player.stop()
+
+    try:
+        code = asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+    if code == 0:
+        print("left the conference", flush=True)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jitsi-py", description="A self-hostable video conferencing stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +296,23 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "deluser":
             p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
         p.set_defaults(func=cmd_users)
+    join = sub.add_parser("join", help="join a conference as a participant (test media, a file, recording)")
+    join.add_argument("room", help="room name (or name@conference.domain)")
+    join.add_argument("--server", metavar="HOST:PORT", help="XMPP c2s address (default 127.0.0.1:5222)")
+    join.add_argument("--domain", help="XMPP domain (default localhost)")
+    join.add_argument("--nick", help="occupant nick (default: 8 random hex digits)")
+    join.add_argument("--name", help="display name")
+    media = join.add_mutually_exclusive_group()
+    media.add_argument("--send", metavar="FILE", help="send the audio and video of a media file (looped)")
+    media.add_argument("--test-pattern", action="store_true", help="send a tone and moving colour bars")
+    join.add_argument("--record", metavar="OUT", help="record what is received (.mkv or .mp4)")
+    tls = join.add_mutually_exclusive_group()
+    tls.add_argument("--cafile", help="trust this certificate (file) for the server")
+    tls.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
+    join.add_argument("--config", help="take server, domain and certificate from this stack config")
+    join.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the conference (30)")
+    join.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    join.set_defaults(func=cmd_join)
     return parser
 
 

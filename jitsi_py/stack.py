@@ -71,6 +71,8 @@ class Stack:
             if self.bridge is not None:
                 from bridge.http_api import setup_bridge_http
                 setup_bridge_http(self.app, self.bridge)
+            from webclient import setup_web
+            setup_web(self.app, cfg)
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128)
@@ -93,6 +95,7 @@ class Stack:
                            cafile=None if cfg.tls.cert else str(self.cert_path),
                            muc_domain=muc.service.domain if muc is not None else None,
                            min_participants=cfg.focus.min_participants,
+                           start_muted=(cfg.focus.start_audio_muted, cfg.focus.start_video_muted),
                            colibri_timeout=cfg.focus.colibri_timeout)
         await self.focus.start()
 

@@ -128,7 +128,8 @@ async def test_expire_pli_silence_and_dominant_speaker(bridge):
         ep_quiet = conf.endpoints["quiet"]
         ep_quiet.channel_send = lambda text: ("DominantSpeaker" in text and "loud" in text
                                               and not changed.done() and changed.set_result(text))
-        await asyncio.wait_for(changed, 10)
+        if conf.speaker.dominant != "loud":  # it may have happened before we listened
+            await asyncio.wait_for(changed, 10)
         assert conf.speaker.dominant == "loud"
         # the silent participant's packets are dropped, not relayed
         assert conf.silence_dropped > 0

@@ -1,0 +1,145 @@
+"""Whole calls on loopback: the all-in-one stack (server, MUC, focus, bridge) and Python
+participants (slixmpp + aiortc) that send a tone and a test pattern and decode what they get."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from conftest import make_config
+from jitsi_py.participant.client import Participant
+from jitsi_py.participant.media import TestPatternTrack, ToneTrack
+from jitsi_py.stack import Stack
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    s = Stack(make_config(server__data_dir=str(tmp_path / "data"), bridge__last_n=4, bridge__audio_slots=3))
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def participant(stack: Stack, room: str, nick: str) -> Participant:
+    host, port = stack.server.c2s_address
+    return Participant(host, port, room, cafile=str(stack.cert_path), nick=nick, display_name=nick.title(),
+                       audio=ToneTrack(), video=TestPatternTrack())
+
+
+async def receives_from(p: Participant, *others: Participant) -> None:
+    for o in others:
+        await p.wait_frames(o.nick, "video", 3, timeout=20)
+        await p.wait_frames(o.nick, "audio", 3, timeout=20)
+
+
+async def test_three_participants_see_hear_and_chat(stack):
+    ps = [participant(stack, "trio", n) for n in ("ann00001", "bob00002", "cat00003")]
+    try:
+        await asyncio.gather(*(p.join() for p in ps))
+        for p in ps:
+            await receives_from(p, *[o for o in ps if o is not p])
+        ps[0].send_chat("hello everyone")
+        for p in ps[1:]:
+            frm, text = await p.wait_chat("hello everyone", timeout=10)
+            assert frm == "ann00001"
+    finally:
+        for p in ps:
+            await p.leave()
+
+
+async def test_leave_and_late_join(stack):
+    a, b, c = (participant(stack, "comings", n) for n in ("aaa00001", "bbb00002", "ccc00003"))
+    try:
+        await asyncio.gather(a.join(), b.join())
+        await receives_from(a, b)
+        # a latecomer: the others are told its sources and start receiving it
+        await c.join()
+        assert {s.kind for s in await a.wait_source_add("ccc00003")} == {"audio", "video"}
+        await b.wait_source_add("ccc00003")
+        await receives_from(a, c)
+        await receives_from(c, a, b)
+        # someone leaves: source-remove, and their slot empties
+        await b.leave()
+        await a.wait_source_remove("bbb00002")
+        await c.wait_source_remove("bbb00002")
+        assert "bbb00002" not in a.slot_owner.values() or await _slot_cleared(a, "bbb00002")
+        await receives_from(a, c)  # the rest carries on
+    finally:
+        for p in (a, b, c):
+            await p.leave()
+
+
+async def _slot_cleared(p: Participant, nick: str) -> bool:
+    for _ in range(200):
+        if nick not in p.slot_owner.values():
+            return True
+        await asyncio.sleep(0.05)  # the bridge's slot map arrives on its own channel
+    return False
+
+
+async def test_two_bridges_spread_and_failover(stack, tmp_path):
+    """A second bridge process joins the brewery; conferences spread; killing it moves its
+    conference to the remaining bridge and media flows again within 10 s, room untouched."""
+    stack.users.add("jvb2", "auth.localhost", "jvb2-secret")
+    host, port = stack.server.c2s_address
+    cfg = tmp_path / "jvb2.toml"
+    cfg.write_text(f"""
+[server]
+data_dir = "{tmp_path / 'jvb2data'}"
+log_level = "warning"
+[bridge]
+id = "jvb2"
+xmpp_host = "{host}"
+xmpp_port = {port}
+username = "jvb2"
+password = "jvb2-secret"
+http_port = 0
+""")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bridge", "--config", str(cfg),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    people: list[Participant] = []
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert b"bridge jvb2" in line, line + await proc.stderr.read(2000)
+        await _until(lambda: len(stack.focus.selector.bridges) == 2, 15)
+        rooms = {}
+        for room in ("east", "west"):
+            pair = [participant(stack, room, f"{room}{i}aaaa") for i in range(2)]
+            await asyncio.gather(*(p.join() for p in pair))
+            await receives_from(pair[0], pair[1])
+            people += pair
+            rooms[room] = pair
+        placed = {stack.focus.conferences[f"{r}@conference.localhost"].bridge.jid.rsplit("/", 1)[1] for r in rooms}
+        assert placed == {"jvb1", "jvb2"}, "two conferences should go to two bridges"
+        moved_room = next(r for r in rooms
+                          if stack.focus.conferences[f"{r}@conference.localhost"].bridge.jid.endswith("/jvb2"))
+        a, b = rooms[moved_room]
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        # media back through jvb1 within 10 s of the kill, without anyone rejoining
+        await asyncio.gather(a.wait_session(count=2, timeout=10), b.wait_session(count=2, timeout=10))
+        await receives_from(a, b)
+        await receives_from(b, a)
+        conf = stack.focus.conferences[f"{moved_room}@conference.localhost"]
+        assert conf.bridge.jid.endswith("/jvb1")
+        room = stack.server.plugins[-1].service.rooms[moved_room]
+        assert set(room.occupants) == {"focus", a.nick, b.nick}
+        a.send_chat("still here")
+        assert (await b.wait_chat("still here", timeout=10))[0] == a.nick
+    finally:
+        for p in people:
+            await p.leave()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _until(predicate, timeout: float) -> None:
+    async def loop() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)  # presence processing in another task; nothing to await on
+    await asyncio.wait_for(loop(), timeout)

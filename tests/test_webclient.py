@@ -1,0 +1,481 @@
+"""The browser client end to end: real Chromium (Debian's, driven by Playwright) against a Stack
+started in-process on free ports.
+
+Screenshots of each step go to test-artifacts/webclient/ (ignored by git) for a human to look at.
+Chromium runs with fake capture devices: a green test pattern for the camera and a beeping mic
+(the bridge drops silent audio, so a beep is what makes audio flow).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+import slixmpp
+
+from conftest import make_config
+from jitsi_py.stack import Stack
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = os.environ.get("JITSI_PY_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    "--auto-select-desktop-capture-source=Entire screen",  # getDisplayMedia picks the (fake) screen
+    "--no-sandbox",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "webclient"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
+
+# a tile's video is really playing: decoded size known and time moving on between two polls
+# (wait_for_function does not await promises, so predicates stay synchronous)
+VIDEO_PLAYING = """(name) => {
+  const tile = [...document.querySelectorAll('.tile')].find((t) => t.dataset.name === name);
+  if (!tile || !tile.classList.contains('video-on')) return false;
+  const v = tile.querySelector('video');
+  if (!(v.videoWidth > 0)) return false;
+  const prev = v.__seenTime;
+  v.__seenTime = v.currentTime;
+  return prev !== undefined && v.currentTime > prev;
+}"""
+# inbound RTP (from pc.getStats()) per kind
+INBOUND = "async () => { const s = await window.jitsiTest.stats(); return s ? s.inbound : null; }"
+
+
+async def wait_video(page, name: str, timeout: float = 20_000) -> None:
+    await page.wait_for_function(VIDEO_PLAYING, arg=name, polling=100, timeout=timeout)
+
+
+async def wait_bytes_grow(page, timeout: float = 10.0) -> None:
+    """Inbound audio and video bytes both grow (polled: getStats() is asynchronous)."""
+    first = await page.evaluate(INBOUND)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        now = await page.evaluate(INBOUND)
+        if first and now and now["video"] > first["video"] and now["audio"] > first["audio"]:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"inbound RTP did not grow: {first} -> {now}")
+        await asyncio.sleep(0.1)
+
+
+async def start_stack(tmp_path: Path, **overrides) -> Stack:
+    cfg = make_config(server__data_dir=str(tmp_path / "data"), **overrides)
+    stack = Stack(cfg)
+    await stack.start()
+    return stack
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    s = await start_stack(tmp_path)
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def browser():
+    async with playwright_api.async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+def base_url(stack: Stack) -> str:
+    host, port = stack.http_address
+    return f"http://{host}:{port}"
+
+
+async def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+async def open_room(browser, url: str, name: str, *, init_script: str | None = None, bosh_only: bool = False,
+                    via_landing: bool = False, screenshot: str = ""):
+    ctx = await browser.new_context(viewport={"width": 1100, "height": 700})
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # console errors too: a Content-Security-Policy violation shows up only there
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.errors = errors  # type: ignore[attr-defined]
+    if init_script:
+        await page.add_init_script(init_script)
+    if bosh_only:
+        # the WebSocket endpoint "fails": the page must fall back to BOSH
+        await page.route_web_socket(re.compile(r".*/xmpp-websocket$"), lambda ws: ws.close())
+    if via_landing:
+        base, room = url.rsplit("/", 1)
+        await page.goto(base + "/")
+        await page.fill("#room-input", "not a room!")
+        assert await page.get_attribute("#room-input", "aria-invalid") == "true"
+        await page.fill("#room-input", room)
+        if screenshot:
+            await shot(page, screenshot + "-landing")
+        await page.press("#room-input", "Enter")
+        await page.wait_for_url(url)
+    else:
+        await page.goto(url)
+    await page.fill("#name-input", name)
+    # wait for the device prompt to settle, then join
+    await page.wait_for_function("() => document.getElementById('join-status').textContent === ''", timeout=10_000)
+    if screenshot:
+        await page.wait_for_function("() => document.getElementById('preview-video').videoWidth > 0", timeout=10_000)
+        await shot(page, screenshot + "-prejoin")
+    await page.click("#join")
+    return page
+
+
+async def in_conference(page, timeout: float = 15_000) -> None:
+    await page.wait_for_selector("#conference:not([hidden])", timeout=timeout)
+
+
+def tile(page, name: str):
+    return page.locator(f'.tile[data-name="{name}"]')
+
+
+async def observer(stack: Stack, room: str) -> tuple[slixmpp.ClientXMPP, asyncio.Queue]:
+    """A plain slixmpp guest in the room, collecting groupchat bodies."""
+    import ssl
+    c = slixmpp.ClientXMPP("localhost", "", sasl_mech="ANONYMOUS")
+    c.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
+    c.enable_direct_tls = False
+    c.register_plugin("xep_0045")
+    started = asyncio.get_running_loop().create_future()
+    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    bodies: asyncio.Queue = asyncio.Queue()
+    c.add_event_handler("groupchat_message", lambda m: bodies.put_nowait((m["mucnick"], m["body"])))
+    c.connect(*stack.server.c2s_address)
+    await asyncio.wait_for(started, 10)
+    await c.plugin["xep_0045"].join_muc_wait(slixmpp.JID(room), "observer", timeout=10, maxstanzas=0)
+    return c, bodies
+
+
+async def next_body(bodies: asyncio.Queue, text: str, timeout: float = 10) -> str:
+    async def loop() -> str:
+        while True:
+            nick, body = await bodies.get()
+            if body == text:
+                return nick
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def test_routes_and_config(stack):
+    base = base_url(stack)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/") as r:
+            assert r.status == 200 and "Start meeting" in await r.text()
+        async with http.get(f"{base}/My_Room-1") as r:
+            assert r.status == 200 and 'id="prejoin"' in await r.text()
+            assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        async with http.get(f"{base}/{'x' * 65}") as r:
+            assert r.status == 404
+        async with http.get(f"{base}/bad.name") as r:
+            assert r.status == 404
+        async with http.get(f"{base}/config.json", headers={"Host": "meet.example.org:8443",
+                                                            "X-Forwarded-Proto": "https"}) as r:
+            cfg = await r.json()
+        assert cfg["domain"] == "localhost"
+        assert cfg["mucDomain"] == "conference.localhost" and cfg["focus"] == "focus.localhost"
+        assert cfg["websocketUrl"] == "wss://meet.example.org:8443/xmpp-websocket"
+        assert cfg["boshUrl"] == "https://meet.example.org:8443/http-bind"
+        async with http.get(f"{base}/config.js") as r:
+            text = await r.text()
+            assert r.content_type == "text/javascript" and text.startswith("export default {")
+            assert f'"ws://{stack.http_address[0]}:{stack.http_address[1]}/xmpp-websocket"' in text
+        async with http.get(f"{base}/static/js/room.js") as r:
+            assert r.status == 200 and "javascript" in r.content_type
+        # the other services' top-level paths are not rooms
+        async with http.get(f"{base}/metrics") as r:
+            assert r.status == 200 and "jitsi_bridge_endpoints" in await r.text()
+        async with http.get(f"{base}/about/health") as r:
+            assert r.status == 200
+        async with http.get(f"{base}/http-bind") as r:
+            assert 'id="prejoin"' not in await r.text()
+        async with http.get(f"{base}/xmpp-websocket") as r:
+            assert 'id="prejoin"' not in await r.text()
+
+
+async def test_two_browsers_meet(stack, browser):
+    room = "WebTest"
+    url = f"{base_url(stack)}/{room}"
+    alice = await open_room(browser, url, "Alice Archer", via_landing=True, screenshot="0")
+    bob = await open_room(browser, url, "Bob Baker", bosh_only=True)
+    await in_conference(alice)
+    await in_conference(bob)
+    assert await alice.text_content("#conn-info") == "WebSocket"
+    assert await bob.text_content("#conn-info") == "BOSH"
+
+    # each sees the other's video playing, and RTP keeps arriving
+    await wait_video(alice, "Bob Baker")
+    await wait_video(bob, "Alice Archer")
+    for page in (alice, bob):
+        await wait_bytes_grow(page)
+    assert await alice.locator(".tile").count() == 2  # no tile for the focus
+    # the bridge names a dominant speaker (both fake mics beep): one tile is highlighted
+    await alice.wait_for_selector(".tile.dominant", timeout=10_000)
+    await shot(alice, "1-alice-sees-bob")
+    await shot(bob, "1-bob-sees-alice")
+
+    # chat: a page, another page (over BOSH) and a plain XMPP client in the room
+    client, bodies = await observer(stack, f"{room.lower()}@conference.localhost")
+    try:
+        await alice.click("#btn-chat")
+        await alice.fill("#chat-input", "hello from Alice")
+        await alice.press("#chat-input", "Enter")
+        await bob.wait_for_selector('#chat-log .msg-text:text-is("hello from Alice")', state="attached", timeout=10_000)
+        await alice.wait_for_selector('#chat-log .msg.self .msg-text:text-is("hello from Alice")', timeout=10_000)
+        assert await next_body(bodies, "hello from Alice") == await alice.evaluate("window.jitsiTest.conference.nick")
+        client.send_message(mto=f"{room.lower()}@conference.localhost", mbody="hi from XMPP", mtype="groupchat")
+        await alice.wait_for_selector('#chat-log .msg-text:text-is("hi from XMPP")', timeout=10_000)
+        assert await bob.text_content("#unread") in ("1", "2")  # unread badge while Bob's chat is closed
+        await shot(alice, "2-chat")
+    finally:
+        client.disconnect()
+
+    # Bob mutes his mic: Alice sees the indicator
+    await bob.click("#btn-mic")
+    await alice.wait_for_selector('.tile.audio-muted[data-name="Bob Baker"] .ind.mic svg', timeout=10_000)
+    assert await tile(bob, "Bob Baker").get_attribute("class") and "audio-muted" in (
+        await tile(bob, "Bob Baker").get_attribute("class"))
+    await alice.click("#btn-people")
+    await shot(alice, "3-bob-muted")
+
+    # Bob stops his camera: Alice sees his initials instead of video
+    await bob.click("#btn-cam")
+    await alice.wait_for_function(
+        """() => { const t = document.querySelector('.tile[data-name="Bob Baker"]');
+                   return t && !t.classList.contains('video-on') && t.querySelector('.avatar').textContent === 'BB'; }""",
+        timeout=10_000)
+    await shot(alice, "4-bob-camera-off")
+
+    # Alice shares her screen: same video sender, new track, presence says "desktop"
+    await alice.click("#btn-screen")
+    await bob.wait_for_function(
+        """() => [...window.jitsiTest.conference.participants.values()].some(
+                 (p) => p.name === 'Alice Archer' && p.videoType === 'desktop')""", timeout=10_000)
+    await bob.wait_for_selector('.tile.screen[data-name="Alice Archer"]', timeout=5_000)
+    await wait_video(bob, "Alice Archer", timeout=10_000)
+    await shot(bob, "5-alice-shares-screen")
+    await alice.click("#btn-screen")
+    await bob.wait_for_selector('.tile.video-on:not(.screen)[data-name="Alice Archer"]', timeout=10_000)
+
+    # Bob's page reports ICE failure: the focus ends his session and offers a new one
+    await bob.click("#btn-cam")  # camera back on for this part
+    sessions = await bob.evaluate("window.jitsiTest.conference.sessions")
+    await bob.evaluate("window.jitsiTest.conference._reportIceFailed()")
+    await bob.wait_for_function(f"() => window.jitsiTest.conference.sessions > {sessions}", timeout=10_000)
+    await wait_video(alice, "Bob Baker")
+    await wait_video(bob, "Alice Archer")
+    await wait_bytes_grow(alice)
+
+    # Bob leaves: his tile goes away at Alice's, Bob sees the end screen
+    await bob.click("#btn-leave")
+    await bob.wait_for_selector("#ended:not([hidden])", timeout=5_000)
+    assert await bob.text_content("#ended-title") == "You left the meeting"
+    await alice.wait_for_selector('.tile[data-name="Bob Baker"]', state="detached", timeout=10_000)
+    await shot(alice, "6-bob-left")
+    await shot(bob, "6-bob-ended")
+    assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]
+
+
+DENY_MEDIA = """
+navigator.mediaDevices.getUserMedia = async () => {
+  throw new DOMException('Permission denied', 'NotAllowedError');
+};
+"""
+
+
+async def test_errors_are_explained(tmp_path, browser):
+    # a room that is full (the focus already fills a one-seat room)
+    full = await start_stack(tmp_path / "full", muc__max_occupants=1)
+    try:
+        page = await open_room(browser, f"{base_url(full)}/Crowded", "Carol")
+        await page.wait_for_selector("#ended:not([hidden])", timeout=15_000)
+        assert await page.text_content("#ended-title") == "The meeting is full"
+        await shot(page, "7-room-full")
+    finally:
+        await full.stop()
+
+    stack = await start_stack(tmp_path / "ok")
+    try:
+        base = base_url(stack)
+        # camera and microphone denied: a clear warning, and joining still works
+        ctx = await browser.new_context(viewport={"width": 1100, "height": 700})
+        page = await ctx.new_page()
+        await page.add_init_script(DENY_MEDIA)
+        ws_routes = []
+
+        def keep(ws):  # pass the XMPP WebSocket through, so the test can cut it later
+            ws.connect_to_server()
+            ws_routes.append(ws)
+        await page.route_web_socket(re.compile(r".*/xmpp-websocket$"), keep)
+        await page.goto(f"{base}/Lonely")
+        await page.wait_for_selector("#media-warning:not([hidden])", timeout=10_000)
+        assert "blocked" in await page.text_content("#media-warning")
+        await page.fill("#name-input", "Dave")
+        await shot(page, "8-devices-blocked")
+        await page.click("#join")
+        await in_conference(page)
+        await page.wait_for_selector('.tile.local.audio-muted.video-muted[data-name="Dave"]', timeout=5_000)
+        assert await page.text_content('.tile.local .avatar') == "D"
+        # the connection drops: the page says so
+        assert ws_routes
+        await ws_routes[0].close()
+        await page.wait_for_selector("#ended:not([hidden])", timeout=10_000)
+        assert await page.text_content("#ended-title") == "Connection lost"
+        await shot(page, "9-connection-lost")
+
+        # a server that cannot be reached at all (neither WebSocket nor BOSH)
+        page = await ctx.new_page()
+        dead = "export default {domain:'localhost', mucDomain:'conference.localhost', focus:'focus.localhost'," \
+               "websocketUrl:'ws://127.0.0.1:9/xmpp-websocket', boshUrl:'http://127.0.0.1:9/http-bind'};"
+        await page.route("**/config.js", lambda r: r.fulfill(body=dead, content_type="text/javascript"))
+        await page.goto(f"{base}/Nowhere")
+        await page.fill("#name-input", "Erin")
+        await page.wait_for_function("() => document.getElementById('join-status').textContent === ''", timeout=10_000)
+        await page.click("#join")
+        await page.wait_for_selector("#ended:not([hidden])", timeout=20_000)
+        assert await page.text_content("#ended-title") == "Cannot reach the server"
+        await ctx.close()
+    finally:
+        await stack.stop()
+
+
+async def test_lobby_password_moderation(stack, browser):
+    """A members-only room with a password: the lobby, the password prompt; then the first
+    participant (made owner by the focus) mutes and removes the second one from the page."""
+    import dataclasses
+    room = "Guarded"
+    room_jid = f"{room.lower()}@conference.localhost"
+    url = f"{base_url(stack)}/{room}"
+    stack.focus.start_muted = (0, 1)  # everyone after the first joins with video off
+    alice = await open_room(browser, url, "Alice")
+    await in_conference(alice)
+    await alice.wait_for_function("() => window.jitsiTest.conference.isModerator", timeout=10_000)
+    muc = next(p for p in stack.server.plugins if p.name == "muc")
+    main = muc.service.rooms[room.lower()]
+    old = main.config
+    main.config = dataclasses.replace(old, members_only=True, lobby=True, password="s3cret")
+    main._config_changed(old, main.config)  # what the owner's config form would do
+
+    bob = await open_room(browser, url, "Bob")
+    await bob.wait_for_selector("#lobby:not([hidden])", timeout=10_000)
+    await shot(bob, "10-lobby")
+    bob_jid = await bob.evaluate("window.jitsiTest.conference.xmpp.jid")
+    owner = stack.focus.client.plugin["xep_0045"]  # the focus owns the room: it lets Bob in
+    await owner.set_affiliation(slixmpp.JID(room_jid), "member", jid=slixmpp.JID(bob_jid.split("/")[0]))
+    await bob.wait_for_selector("#password-box:not([hidden])", timeout=10_000)
+    await bob.fill("#password-input", "wrong")
+    await bob.click("#join")
+    await bob.wait_for_function(
+        "() => document.getElementById('password-label').textContent.startsWith('Wrong')", timeout=10_000)
+    await bob.fill("#password-input", "s3cret")
+    await bob.click("#join")
+    await in_conference(bob)
+    await alice.wait_for_selector('.tile[data-name="Bob"]', timeout=10_000)
+    # start-muted policy from the focus's offer: Bob's camera goes off
+    await bob.wait_for_selector('.tile.local.video-muted[data-name="Bob"]', timeout=10_000)
+    await alice.wait_for_selector('.tile.video-muted[data-name="Bob"]', timeout=10_000)
+
+    # Alice mutes Bob from the participant list; Bob's page obeys and says who did it
+    await alice.click("#btn-people")
+    await alice.click('#people-list li:has-text("Bob") button:text-is("Mute")')
+    await bob.wait_for_function("() => window.jitsiTest.state.audioMuted === true", timeout=10_000)
+    await bob.wait_for_selector('#toast:has-text("Alice muted your microphone")', timeout=5_000)
+    await alice.wait_for_selector('.tile.audio-muted[data-name="Bob"]', timeout=10_000)
+    await shot(alice, "11-moderator-muted-bob")
+
+    alice.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await alice.click('#people-list li:has-text("Bob") button:text-is("Remove")')
+    await bob.wait_for_selector("#ended:not([hidden])", timeout=10_000)
+    assert await bob.text_content("#ended-title") == "You were removed from the meeting"
+    await alice.wait_for_selector('.tile[data-name="Bob"]', state="detached", timeout=10_000)
+    await shot(bob, "12-kicked")
+    assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]
+
+
+async def test_sdp_port_matches_python(stack, browser):
+    """webclient/static/js/sdp.js builds the same offer as xmpp_plugins/conference/sdp.py, and
+    reads a real Chromium answer the same way."""
+    from lxml import etree
+
+    from xmpp_plugins.conference import sdp
+    from xmpp_plugins.conference.jingle import JingleAction, jingle_element
+    from xmpp_plugins.conference.model import Candidate, Content, Fingerprint, IceTransport, Source, SourceGroup
+
+    audio, video = sdp.default_media()
+    transport = IceTransport("ufrag1", "pwd/+0123456789abcdefghij", [Fingerprint("sha-256", ":".join(["AB"] * 32), "actpass")],
+                             [Candidate("1", 1, "udp", 2130706431, "127.0.0.1", 10000, "host"),
+                              Candidate("2", 1, "udp", 1694498815, "203.0.113.9", 10001, "srflx",
+                                        rel_addr="127.0.0.1", rel_port=10000)],
+                             websocket_url="ws://h/colibri-ws/jvb1/c/e?pwd=x")
+    slots_a = [Source(1001 + i, "audio", owner="jvb", name=f"jvb-a{i}", cname="jvb",
+                      msid=f"jvb-audio-{i} jvb-audio-{i}-track") for i in range(2)]
+    slots_v = [Source(2001 + i, "video", owner="jvb", name=f"jvb-v{i}", cname="jvb",
+                      msid=f"jvb-video-{i} jvb-video-{i}-track") for i in range(3)]
+    other = [Source(777, "video", owner="r@conference.localhost/abcd0123", cname="x")]  # no msid: ignored
+    contents = [Content("audio", "audio", audio, slots_a, [], "both", transport),
+                Content("video", "video", video, slots_v + other, [SourceGroup("FID", [2001, 2999])], "both",
+                        transport)]
+    ja = JingleAction("session-initiate", "s1", initiator="r@conference.localhost/focus", contents=contents,
+                      bundle=["audio", "video"], bridge_session="b1")
+    xml = etree.tostring(jingle_element(ja)).decode()
+    expected = sdp.build_offer(contents, transport, session_id=42)
+
+    page = await browser.new_page()
+    await page.goto(f"{base_url(stack)}/")
+    got = await page.evaluate("""async (xml) => {
+        const { parse } = await import('/static/js/xml.js');
+        const { parseJingle, buildOffer } = await import('/static/js/sdp.js');
+        const j = parseJingle(parse(xml));
+        const offer = buildOffer(j, 42);
+        return { sdp: offer.sdp, sections: offer.sections.map((s) => [s.mid, s.kind, s.slot]),
+                 ws: offer.transport.websocketUrl };
+    }""", xml)
+    assert got["sdp"] == expected
+    assert got["sections"] == [["audio", "audio", 0], ["audio1", "audio", 1], ["video", "video", 0],
+                               ["video1", "video", 1], ["video2", "video", 2]]
+    assert got["ws"] == transport.websocket_url
+
+    # Chromium accepts that offer, and both parsers read its answer alike
+    answer_sdp = await page.evaluate("""async (offerSdp) => {
+        const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+        await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+        const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+        for (const t of pc.getTransceivers()) {
+            if (t.mid === 'audio' || t.mid === 'video') {
+                t.direction = 'sendrecv';
+                await t.sender.replaceTrack(stream.getTracks().find((x) => x.kind === t.mid));
+                t.sender.setStreams(stream);
+            }
+        }
+        await pc.setLocalDescription(await pc.createAnswer());
+        const sdp = pc.localDescription.sdp;
+        pc.close();
+        return sdp;
+    }""", expected)
+    js = await page.evaluate("""async (sdp) => {
+        const { parseAnswer } = await import('/static/js/sdp.js');
+        return parseAnswer(sdp);
+    }""", answer_sdp)
+    py = sdp.parse_answer(answer_sdp)
+    assert js["transport"]["ufrag"] == py.transport.ufrag and js["transport"]["pwd"] == py.transport.pwd
+    assert [(f["hash"], f["value"], f["setup"]) for f in js["transport"]["fingerprints"]] == [
+        (f.hash, f.value, f.setup) for f in py.transport.fingerprints]
+    assert py.transport.fingerprints[0].setup == "active"
+    assert sorted((s["ssrc"], s["kind"], s["cname"], s["msid"]) for s in js["sources"]) == sorted(
+        (s.ssrc, s.kind, s.cname, s.msid) for s in py.sources)
+    assert {s["kind"] for s in js["sources"]} == {"audio", "video"}
+    assert [(g["semantics"], g["ssrcs"]) for g in js["groups"]] == [(g.semantics, g.ssrcs) for g in py.groups]
+    await page.close()

@@ -1,0 +1,642 @@
+// One conference as this page takes part in it: XMPP login, the focus handshake, the MUC room
+// (presence, chat, lobby), the Jingle session with the bridge (one RTCPeerConnection) and the
+// bridge channel. The page (room.js) listens to the events and owns the UI and local devices.
+//
+// Events (CustomEvent, details in brackets):
+//   status {text}                 progress while joining
+//   joined {nick}                 we are in the room
+//   participant {participant}     someone joined or changed (name, mute state, ...)
+//   participant-left {participant}
+//   chat {nick, name, text, self, delayed, stamp}
+//   tracks {}                     remote tracks were (re)assigned: see remoteTracks(nick)
+//   audio-track {slot, track}     a receive slot for audio (play them all)
+//   dominant {nick}
+//   media-state {state}           the peer connection's state
+//   lobby {room}                  waiting in the lobby
+//   password {}                   the room needs a (different) password
+//   ended {reason, message}       kicked, room-full, connection-lost, unreachable, left, ...
+
+import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
+import { XmppClient, XmppError } from './xmpp.js';
+import { parseJingle, buildOffer, parseAnswer, acceptContents } from './sdp.js';
+
+function machineUid() {
+  try {
+    let uid = localStorage.getItem('jitsi-py.machine-uid');
+    if (!uid) {
+      uid = randomHex(32);
+      localStorage.setItem('jitsi-py.machine-uid', uid);
+    }
+    return uid;
+  } catch (e) {
+    return randomHex(32);
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class Conference extends EventTarget {
+  constructor(config, { room, name, password = '', preferBosh = false }) {
+    super();
+    this.config = config;
+    this.roomName = room;
+    this.roomJid = `${room.toLowerCase()}@${config.mucDomain}`;
+    this.nick = randomHex(8);
+    this.name = name;
+    this.password = password;
+    this.preferBosh = preferBosh;
+    this.audioMuted = false;
+    this.videoMuted = false;
+    this.videoType = 'camera';
+    this.participants = new Map(); // nick -> {nick, name, audioMuted, videoMuted, videoType, role, jid}
+    this.localTracks = { audio: null, video: null };
+    this.localStream = new MediaStream();
+    this.xmpp = null;
+    this.pc = null;
+    this.sid = null;
+    this.session = null;
+    this.sections = [];
+    this.slotTracks = { audio: [], video: [] };
+    this.slotOwners = { audio: [], video: [] };
+    this.dominant = null;
+    this.bridgeWs = null;
+    this.bridgeUrl = '';
+    this.joined = false;
+    this.ended = false;
+    this.leaving = false;
+    this._joinWaiter = null;
+    this._lobbyRoom = null;
+    this._jingleQueue = Promise.resolve();
+    this._presenceTimer = null;
+    this.role = '';
+    this.sessions = 0; // Jingle sessions so far (a new one follows when the bridge moves)
+  }
+
+  get occupantJid() { return `${this.roomJid}/${this.nick}`; }
+  get focusJid() { return `${this.roomJid}/focus`; }
+
+  emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+  status(text) { this.emit('status', { text }); }
+
+  // ---- joining ---------------------------------------------------------------------------
+  async join() {
+    this.status('Connecting to the server…');
+    const xmpp = this.xmpp = new XmppClient({ websocketUrl: this.config.websocketUrl, boshUrl: this.config.boshUrl,
+      domain: this.config.domain });
+    try {
+      await xmpp.connect({ preferBosh: this.preferBosh });
+    } catch (e) {
+      this._end('unreachable', e.condition === 'not-authorized' ? e.message
+        : 'The server cannot be reached. Check your connection and try again.');
+      return;
+    }
+    xmpp.addEventListener('presence', (ev) => this._onPresence(ev.detail));
+    xmpp.addEventListener('message', (ev) => this._onMessage(ev.detail));
+    xmpp.addEventListener('disconnected', (ev) => {
+      if (!ev.detail.expected && !this.leaving) {
+        this._end('connection-lost', 'The connection to the server was lost.');
+      }
+    });
+    xmpp.iqHandlers.push((iq) => this._onIq(iq));
+    this.status('Asking the conference service to set up the room…');
+    await this._askFocus();
+    if (this.ended) return;
+    await this._joinRoom();
+  }
+
+  async _askFocus() {
+    for (let attempt = 0; attempt < 10 && !this.ended; attempt += 1) {
+      const iq = el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.config.focus }, [
+        el('conference', { xmlns: NS.FOCUS, room: this.roomJid, 'machine-uid': machineUid() }),
+      ]);
+      try {
+        const res = await this.xmpp.sendIQ(iq, 20000);
+        const conf = child(res, NS.FOCUS, 'conference');
+        if (!conf || conf.getAttribute('ready') === 'true') return true;
+      } catch (e) {
+        console.warn('conference request failed', e);
+        if (e.condition === 'remote-connection-failed') return false;
+        this.emit('warning', { text: `The conference service did not answer (${e.condition}); audio and video may not work.` });
+        return false;
+      }
+      await sleep(1000);
+    }
+    return false;
+  }
+
+  _presence(withMuc, to = this.occupantJid) {
+    const kids = [];
+    if (withMuc) kids.push(el('x', { xmlns: NS.MUC }, this.password ? [el('password', {}, [this.password])] : []));
+    kids.push(el('nick', { xmlns: NS.NICK }, [this.name]));
+    kids.push(el('audiomuted', { xmlns: NS.AUDIOMUTED }, [String(this.audioMuted)]));
+    kids.push(el('videomuted', { xmlns: NS.VIDEOMUTED }, [String(this.videoMuted)]));
+    kids.push(el('videoType', { xmlns: NS.CLIENT }, [this.videoType]));
+    return el('presence', { xmlns: NS.CLIENT, to }, kids);
+  }
+
+  _joinRoom() {
+    this.status('Joining the room…');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        if (this._joinWaiter && this._joinWaiter.timer === timer) {
+          this._joinWaiter = null;
+          this._end('join-failed', 'The room did not answer. Try again in a moment.');
+        }
+      }, 20000);
+      this._joinWaiter = { resolve: (v) => { clearTimeout(timer); resolve(v); }, timer };
+      this.xmpp.send(this._presence(true));
+    });
+  }
+
+  _joinFailed(pres) {
+    const err = stanzaError(pres) || { condition: 'undefined-condition', text: '' };
+    if (this._joinWaiter) clearTimeout(this._joinWaiter.timer);
+    this._joinWaiter = null;
+    switch (err.condition) {
+      case 'not-authorized':
+        this.emit('password', { retry: !!this.password });
+        break;
+      case 'service-unavailable':
+        this._end('room-full', 'Nobody else can join right now. Try again later.');
+        break;
+      case 'registration-required': {
+        const lobby = childText(err.element, NS.JITMEET, 'lobbyroom');
+        if (lobby) this._enterLobby(lobby.trim());
+        else this._end('members-only', 'This room is for members only.');
+        break;
+      }
+      case 'forbidden':
+        this._end('banned', 'You are not allowed in this room.');
+        break;
+      case 'conflict':
+        this.nick = randomHex(8);
+        this._joinRoom();
+        break;
+      case 'item-not-found':
+        // a room being set up is locked until its owner (the focus) has configured it
+        this._joinRetries = (this._joinRetries || 0) + 1;
+        if (this._joinRetries <= 5) setTimeout(() => { if (!this.ended) this._joinRoom(); }, 1000);
+        else this._end('not-found', 'The room is not available yet. Try again in a moment.');
+        break;
+      default:
+        this._end('join-failed', `Could not join the room (${err.condition}${err.text ? ': ' + err.text : ''}).`);
+    }
+  }
+
+  /** Try again with a password (after a `password` event). */
+  retryWithPassword(password) {
+    this.password = password;
+    this._joinRoom();
+  }
+
+  _enterLobby(lobbyJid) {
+    this._lobbyRoom = lobbyJid;
+    this.emit('lobby', { room: lobbyJid });
+    this.status('Waiting in the lobby…');
+    this.xmpp.send(this._presence(true, `${lobbyJid}/${this.nick}`));
+  }
+
+  _lobbyAdmitted(room) {
+    const lobby = this._lobbyRoom;
+    this._lobbyRoom = null;
+    if (lobby) this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: `${lobby}/${this.nick}`, type: 'unavailable' }));
+    if (room && bareJid(room) !== this.roomJid) this.roomJid = bareJid(room);
+    this.emit('lobby-admitted', {});
+    this._joinRoom();
+  }
+
+  // ---- presence and chat -------------------------------------------------------------------
+  _onPresence(pres) {
+    const from = pres.getAttribute('from') || '';
+    const room = bareJid(from);
+    const nick = resourceOf(from);
+    const type = pres.getAttribute('type') || '';
+    const x = child(pres, NS.MUC_USER, 'x');
+    const codes = x ? children(x, NS.MUC_USER, 'status').map((s) => s.getAttribute('code')) : [];
+    if (this._lobbyRoom && room === this._lobbyRoom) {
+      if (type === 'error') this._end('lobby', 'The lobby could not be joined.');
+      else if (type === 'unavailable' && nick === this.nick) {
+        if (codes.includes('307') || codes.includes('301')) this._end('lobby-denied', 'A moderator did not let you in.');
+      }
+      return;
+    }
+    if (room !== this.roomJid) return;
+    if (type === 'error') {
+      if (this._joinWaiter) this._joinFailed(pres);
+      return;
+    }
+    const self = nick === this.nick || codes.includes('110');
+    if (type === 'unavailable') {
+      if (self) {
+        if (this.leaving) return;
+        if (codes.includes('307')) this._end('kicked', 'You were removed from the meeting by a moderator.');
+        else if (codes.includes('301')) this._end('kicked', 'You were banned from this meeting.');
+        else if (codes.includes('332')) this._end('connection-lost', 'The server is shutting down.');
+        else if (child(x, NS.MUC_USER, 'destroy')) this._end('ended', 'The meeting was ended.');
+        else this._end('kicked', 'You are no longer in the meeting.');
+        return;
+      }
+      const p = this.participants.get(nick);
+      if (p) {
+        this.participants.delete(nick);
+        if (this.dominant === nick) this.dominant = null;
+        this.emit('participant-left', { participant: p, kicked: codes.includes('307') });
+      }
+      return;
+    }
+    if (self) {
+      const selfItem = child(x, NS.MUC_USER, 'item');
+      const role = selfItem ? selfItem.getAttribute('role') || '' : '';
+      if (role && role !== this.role) {
+        this.role = role;
+        this.emit('role', { role });
+      }
+      if (this._joinWaiter) {
+        const w = this._joinWaiter;
+        this._joinWaiter = null;
+        this.joined = true;
+        this.status('');
+        this.emit('joined', { nick: this.nick });
+        w.resolve(true);
+      }
+      return;
+    }
+    const item = child(x, NS.MUC_USER, 'item');
+    const realJid = item ? item.getAttribute('jid') || '' : '';
+    if (nick === 'focus' || realJid.startsWith(`focus@auth.${this.config.domain}`)) return;
+    let p = this.participants.get(nick);
+    if (!p) {
+      p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid };
+      this.participants.set(nick, p);
+    }
+    p.name = (childText(pres, NS.NICK, 'nick') || '').trim() || p.name
+      || (/^[0-9a-f]{8}$/.test(nick) ? `Guest ${nick.slice(0, 4)}` : nick);
+    const am = childText(pres, NS.AUDIOMUTED, 'audiomuted');
+    const vm = childText(pres, NS.VIDEOMUTED, 'videomuted');
+    if (am !== null) p.audioMuted = am.trim() === 'true';
+    if (vm !== null) p.videoMuted = vm.trim() === 'true';
+    const vt = childText(pres, null, 'videoType');
+    if (vt) p.videoType = vt.trim();
+    if (item) p.role = item.getAttribute('role') || '';
+    this.emit('participant', { participant: p });
+  }
+
+  _onMessage(msg) {
+    const from = msg.getAttribute('from') || '';
+    const type = msg.getAttribute('type') || 'normal';
+    const access = child(msg, NS.JITMEET, 'lobby-access');
+    if (access && this._lobbyRoom !== null) {
+      if (access.getAttribute('granted') === 'true') this._lobbyAdmitted(access.getAttribute('room') || this.roomJid);
+      else this._end('lobby-denied', 'A moderator did not let you in.');
+      return;
+    }
+    if (bareJid(from) !== this.roomJid) return;
+    if (type === 'error') {
+      const err = stanzaError(msg);
+      this.emit('chat-error', { text: err ? err.condition : 'error' });
+      return;
+    }
+    if (type !== 'groupchat') return;
+    const body = childText(msg, NS.CLIENT, 'body') ?? childText(msg, null, 'body');
+    if (body === null) return;
+    const nick = resourceOf(from);
+    if (!nick) return; // a room notice
+    const p = this.participants.get(nick);
+    const delay = child(msg, NS.DELAY, 'delay');
+    this.emit('chat', {
+      nick, self: nick === this.nick,
+      name: nick === this.nick ? this.name : ((childText(msg, NS.NICK, 'nick') || '').trim() || (p && p.name) || nick),
+      text: body, delayed: !!delay,
+      stamp: delay ? new Date(delay.getAttribute('stamp')) : new Date(),
+    });
+  }
+
+  sendChat(text) {
+    if (!this.joined || !text.trim()) return;
+    this.xmpp.send(el('message', { xmlns: NS.CLIENT, to: this.roomJid, type: 'groupchat' }, [
+      el('body', {}, [text]),
+      el('nick', { xmlns: NS.NICK }, [this.name]),
+    ]));
+  }
+
+  _sendPresenceSoon() {
+    if (!this.joined || this._presenceTimer) return;
+    this._presenceTimer = setTimeout(() => {
+      this._presenceTimer = null;
+      if (this.joined && !this.ended) this.xmpp.send(this._presence(false));
+    }, 0);
+  }
+
+  get isModerator() { return this.role === 'moderator'; }
+
+  /** Moderators: ask the focus to mute someone (they alone may unmute themselves). */
+  async muteParticipant(nick, kind = 'audio') {
+    const ns = kind === 'audio' ? NS.AUDIOMUTED : NS.VIDEOMUTED;
+    await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.focusJid }, [
+      el('mute', { xmlns: ns, jid: `${this.roomJid}/${nick}` }, ['true']),
+    ]));
+  }
+
+  /** Moderators: remove someone from the room (role none, status 307 for them). */
+  async kickParticipant(nick, reason = '') {
+    await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.roomJid }, [
+      el('query', { xmlns: NS.MUC_ADMIN }, [
+        el('item', { nick, role: 'none' }, reason ? [el('reason', {}, [reason])] : []),
+      ]),
+    ]));
+  }
+
+  // ---- local media -------------------------------------------------------------------------
+  setAudioMuted(muted) {
+    this.audioMuted = muted;
+    if (this.localTracks.audio) this.localTracks.audio.enabled = !muted;
+    this._sendPresenceSoon();
+  }
+
+  setVideoMuted(muted, videoType = this.videoType) {
+    this.videoMuted = muted;
+    this.videoType = videoType;
+    this._sendPresenceSoon();
+  }
+
+  /** What we send: a track (or null) for 'audio' or 'video'; no renegotiation needed. */
+  async setLocalTrack(kind, track) {
+    const old = this.localTracks[kind];
+    if (old && old !== track) this.localStream.removeTrack(old);
+    this.localTracks[kind] = track;
+    if (track) {
+      this.localStream.addTrack(track);
+      if (kind === 'audio') track.enabled = !this.audioMuted;
+    }
+    const sender = this._sender(kind);
+    if (sender) {
+      try {
+        await sender.replaceTrack(track);
+      } catch (e) {
+        console.warn('replaceTrack failed', e);
+      }
+    }
+  }
+
+  _sender(kind) {
+    if (!this.pc) return null;
+    const t = this.pc.getTransceivers().find((x) => x.mid === kind);
+    return t ? t.sender : null;
+  }
+
+  // ---- Jingle -------------------------------------------------------------------------------
+  _onIq(iq) {
+    const mute = child(iq, NS.AUDIOMUTED, 'mute') || child(iq, NS.VIDEOMUTED, 'mute');
+    if (mute && iq.getAttribute('type') === 'set') {
+      if (iq.getAttribute('from') !== this.focusJid) {
+        this.xmpp.sendError(iq, 'cancel', 'not-authorized');
+        return true;
+      }
+      this.xmpp.send(this.xmpp.resultFor(iq));
+      if (mute.textContent.trim() === 'true') {
+        const actor = this.participants.get(mute.getAttribute('actor') || '');
+        this.emit('muted-by', { kind: mute.namespaceURI === NS.AUDIOMUTED ? 'audio' : 'video',
+          actor: actor ? actor.name : 'A moderator' });
+      }
+      return true;
+    }
+    const jingle = child(iq, NS.JINGLE, 'jingle');
+    if (!jingle || iq.getAttribute('type') !== 'set') return false;
+    const from = iq.getAttribute('from') || '';
+    if (from !== this.focusJid) {
+      this.xmpp.sendError(iq, 'cancel', 'not-authorized');
+      return true;
+    }
+    let j;
+    try {
+      j = parseJingle(jingle);
+    } catch (e) {
+      this.xmpp.sendError(iq, 'modify', 'bad-request');
+      return true;
+    }
+    if (j.action !== 'session-initiate' && j.sid !== this.sid) {
+      this.xmpp.sendError(iq, 'cancel', 'item-not-found', el('unknown-session', { xmlns: NS.JINGLE_ERRORS }));
+      return true;
+    }
+    this.xmpp.send(this.xmpp.resultFor(iq));
+    this._jingleQueue = this._jingleQueue.then(() => this._handleJingle(j)).catch((e) => {
+      console.error('Jingle handling failed', e);
+      this.emit('warning', { text: `Media setup failed: ${e.message}` });
+    });
+    return true;
+  }
+
+  async _handleJingle(j) {
+    if (this.ended) return;
+    switch (j.action) {
+      case 'session-initiate':
+        await this._onSessionInitiate(j);
+        break;
+      case 'session-terminate':
+        this._closeMedia();
+        this.emit('media-state', { state: 'reconnecting' });
+        break;
+      default:
+        // source-add / source-remove: the bridge's slots and the sources maps cover them
+        break;
+    }
+  }
+
+  async _onSessionInitiate(j) {
+    this._closeMedia();
+    this.sessions += 1;
+    this.sid = j.sid;
+    this.session = j;
+    if (j.startMuted && (j.startMuted.audio || j.startMuted.video)) this.emit('start-muted', j.startMuted);
+    const offer = buildOffer(j);
+    this.sections = offer.sections;
+    this.slotTracks = { audio: [], video: [] };
+    const pc = this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    pc.ontrack = (ev) => {
+      const section = this.sections.find((s) => s.mid === ev.transceiver.mid);
+      if (!section || pc !== this.pc) return;
+      this.slotTracks[section.kind][section.slot] = ev.track;
+      if (section.kind === 'audio') this.emit('audio-track', { slot: section.slot, track: ev.track });
+      this.emit('tracks', {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      this.emit('media-state', { state: pc.connectionState });
+      if (pc.connectionState === 'failed' && this.sid) this._reportIceFailed();
+    };
+    await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    for (const t of pc.getTransceivers()) {
+      if (t.mid === 'audio' || t.mid === 'video') {
+        t.direction = 'sendrecv';
+        const track = this.localTracks[t.mid];
+        await t.sender.replaceTrack(track || null);
+        try { t.sender.setStreams(this.localStream); } catch (e) { /* older browsers */ }
+      } else {
+        t.direction = 'recvonly';
+      }
+    }
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await waitForIceGathering(pc, 4000);
+    if (pc !== this.pc) return;
+    const parsed = parseAnswer(pc.localDescription.sdp);
+    const accept = el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.focusJid }, [
+      el('jingle', { xmlns: NS.JINGLE, action: 'session-accept', sid: j.sid, initiator: j.initiator || this.focusJid,
+        responder: this.occupantJid }, [
+        ...acceptContents(j, parsed),
+        el('group', { xmlns: NS.GROUPING, semantics: 'BUNDLE' },
+          j.contents.filter((c) => c.kind === 'audio' || c.kind === 'video')
+            .map((c) => el('content', { name: c.name }))),
+        j.bridgeSession ? el('bridge-session', { xmlns: NS.FOCUS, id: j.bridgeSession }) : null,
+      ]),
+    ]);
+    await this.xmpp.sendIQ(accept);
+    if (offer.transport.websocketUrl) this._openBridgeChannel(offer.transport.websocketUrl);
+  }
+
+  _reportIceFailed() {
+    this.xmpp.send(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.focusJid }, [
+      el('jingle', { xmlns: NS.JINGLE, action: 'session-info', sid: this.sid, initiator: this.focusJid }, [
+        el('ice-state', { xmlns: NS.FOCUS }, ['failed']),
+        this.session && this.session.bridgeSession
+          ? el('bridge-session', { xmlns: NS.FOCUS, id: this.session.bridgeSession }) : null,
+      ]),
+    ]));
+  }
+
+  _closeMedia() {
+    if (this.pc) {
+      try { this.pc.close(); } catch (e) { /* closed */ }
+    }
+    this.pc = null;
+    this.sid = null;
+    this.slotTracks = { audio: [], video: [] };
+    this.slotOwners = { audio: [], video: [] };
+    this._closeBridgeChannel();
+    this.emit('tracks', {});
+  }
+
+  /** Remote tracks of one participant: {audio, video} (either may be null). */
+  remoteTracks(nick) {
+    const out = { audio: null, video: null };
+    for (const kind of ['audio', 'video']) {
+      const slot = this.slotOwners[kind].findIndex((owner) => owner === nick);
+      if (slot >= 0) out[kind] = this.slotTracks[kind][slot] || null;
+    }
+    return out;
+  }
+
+  // ---- bridge channel ------------------------------------------------------------------------
+  _openBridgeChannel(url, attempt = 0) {
+    this._closeBridgeChannel();
+    this.bridgeUrl = url;
+    const ws = this.bridgeWs = new WebSocket(url);
+    ws.onopen = () => { attempt = 0; };
+    ws.onmessage = (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      this._onBridgeMessage(msg);
+    };
+    ws.onclose = () => {
+      if (ws !== this.bridgeWs || this.ended || !this.pc) return;
+      this.bridgeWs = null;
+      const delay = Math.min(10000, 1000 * 2 ** attempt);
+      setTimeout(() => {
+        if (!this.ended && this.pc && this.bridgeUrl === url && !this.bridgeWs) this._openBridgeChannel(url, attempt + 1);
+      }, delay);
+    };
+  }
+
+  _closeBridgeChannel() {
+    const ws = this.bridgeWs;
+    this.bridgeWs = null;
+    this.bridgeUrl = '';
+    if (ws) {
+      try { ws.close(); } catch (e) { /* closed */ }
+    }
+  }
+
+  _onBridgeMessage(msg) {
+    switch (msg.colibriClass) {
+      case 'AudioSourcesMap':
+      case 'VideoSourcesMap': {
+        const kind = msg.colibriClass === 'AudioSourcesMap' ? 'audio' : 'video';
+        const owners = [];
+        for (const m of msg.mappedSources || []) {
+          if (typeof m.slot === 'number') owners[m.slot] = m.owner || null;
+        }
+        this.slotOwners[kind] = owners;
+        this.emit('tracks', {});
+        break;
+      }
+      case 'DominantSpeakerEndpointChangeEvent':
+        this.dominant = msg.dominantSpeakerEndpoint || null;
+        this.emit('dominant', { nick: this.dominant });
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- leaving -------------------------------------------------------------------------------
+  async leave() {
+    if (this.ended) return;
+    this.leaving = true;
+    if (this.xmpp && this.xmpp.connected) {
+      if (this.sid) {
+        this.xmpp.send(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.focusJid, id: `term-${this.sid}` }, [
+          el('jingle', { xmlns: NS.JINGLE, action: 'session-terminate', sid: this.sid, initiator: this.focusJid }, [
+            el('reason', {}, [el('success'), el('text', {}, ['left the meeting'])]),
+          ]),
+        ]));
+      }
+      if (this.joined) this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: this.occupantJid, type: 'unavailable' }));
+      if (this._lobbyRoom) {
+        this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: `${this._lobbyRoom}/${this.nick}`, type: 'unavailable' }));
+      }
+    }
+    this._end('left', 'You left the meeting.');
+  }
+
+  _end(reason, message) {
+    if (this.ended) return;
+    this.ended = true;
+    this.joined = false;
+    this._closeMedia();
+    if (this.xmpp) this.xmpp.disconnect();
+    this.emit('ended', { reason, message });
+  }
+
+  /** Per-kind inbound/outbound byte counters (for the tests and the stats overlay). */
+  async stats() {
+    const out = { inbound: { audio: 0, video: 0 }, outbound: { audio: 0, video: 0 }, framesDecoded: 0,
+      connectionState: this.pc ? this.pc.connectionState : 'none' };
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        out.inbound[s.kind] += s.bytesReceived || 0;
+        if (s.kind === 'video') out.framesDecoded += s.framesDecoded || 0;
+      } else if (s.type === 'outbound-rtp') out.outbound[s.kind] += s.bytesSent || 0;
+    });
+    return out;
+  }
+}
+
+function waitForIceGathering(pc, timeoutMs) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === 'complete') done();
+    }
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+export { XmppError };
