@@ -70,6 +70,19 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_times(cpu: int | None) -> tuple[float, float]:
+    """(busy incl. steal, steal) jiffies-as-seconds of one CPU (or all) from /proc/stat."""
+    tag = "cpu" if cpu is None else f"cpu{cpu}"
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0] == tag:
+                v = [int(x) for x in parts[1:9]]
+                idle = v[3] + v[4]
+                return (sum(v) - idle) / CLK_TCK, v[7] / CLK_TCK
+    return 0.0, 0.0
+
+
 def udp_drops(ports: set[int]) -> int:
     """Sum of the kernel's per-socket drop counters for 127.0.0.1 UDP sockets on these ports."""
     total = 0
@@ -251,7 +264,7 @@ def crypto_ceiling(profile_name: str, n: int, size: int, seconds: float = 1.0) -
     key = os.urandom(keylen)
     hdr = struct.Struct("!BBHII")
     body = os.urandom(size - 12)
-    count = 20000 if n <= 5 else max(2000, 60000 // n)
+    count = max(5000, 100000 // n)
     sender = session(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
     srtp = [sender.protect(hdr.pack(0x80, VP8_PT, i & 0xFFFF, i * 1800, 0x1234) + body) for i in range(count)]
     results = []
@@ -274,11 +287,81 @@ def crypto_ceiling(profile_name: str, n: int, size: int, seconds: float = 1.0) -
     return per_in * (n - 1), 1e6 / per_in
 
 
+def crypto_sendto_ceiling(profile_name: str, n: int, size: int, batches: int = 40) -> tuple[float, float]:
+    """Like crypto_ceiling, plus one blocking socket.sendto per output to n-1 loopback sockets
+    (drained between timed batches, untimed): what a Python loop with one syscall per datagram can
+    forward per core at best. On loopback, sendto also does the receiving socket's delivery work.
+    Returns (forwarded/s, µs per sendto alone)."""
+    import socket
+    prof = getattr(pylibsrtp.Policy, "SRTP_PROFILE_" + profile_name.replace("SRTP_", "", 1))
+    keylen = {"AEAD_AES_256_GCM": 44, "AEAD_AES_128_GCM": 28, "AES128_CM_SHA1_80": 30}[profile_name.replace("SRTP_", "", 1)]
+
+    def session(key: bytes, direction: int) -> pylibsrtp.Session:
+        p = pylibsrtp.Policy(key=key, ssrc_type=direction, srtp_profile=prof)
+        p.allow_repeat_tx = True
+        p.window_size = 1024
+        return pylibsrtp.Session(p)
+
+    sinks = []
+    for _ in range(n - 1):
+        r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        r.bind(("127.0.0.1", 0))
+        r.setblocking(False)
+        sinks.append(r)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    addrs = [r.getsockname() for r in sinks]
+    key = os.urandom(keylen)
+    hdr = struct.Struct("!BBHII")
+    body = os.urandom(size - 12)
+    per_batch = max(1, 1000 // (n - 1))  # inputs per batch: about 1000 datagrams, fits the sinks
+    sender = session(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    srtp = [sender.protect(hdr.pack(0x80, VP8_PT, i & 0xFFFF, i * 1800, 0x1234) + body)
+            for i in range(per_batch * batches)]
+    rx = session(key, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    txs = [(session(os.urandom(keylen), pylibsrtp.Policy.SSRC_ANY_OUTBOUND).protect, addr) for addr in addrs]
+    sendto = out.sendto
+
+    def drain() -> None:
+        for r in sinks:
+            try:
+                while True:
+                    r.recv(2048)
+            except BlockingIOError:
+                pass
+
+    full = 0.0
+    plain_send = 0.0
+    sends = 0
+    fixed = srtp[0]
+    for b in range(batches):
+        t0 = time.perf_counter()
+        for pkt in srtp[b * per_batch:(b + 1) * per_batch]:
+            p = rx.unprotect(pkt)
+            for protect, addr in txs:
+                sendto(protect(p), addr)
+        full += time.perf_counter() - t0
+        drain()
+        t0 = time.perf_counter()
+        for _ in range(per_batch):
+            for _, addr in txs:
+                sendto(fixed, addr)
+        plain_send += time.perf_counter() - t0
+        sends += per_batch * (n - 1)
+        drain()
+    for r in sinks:
+        r.close()
+    out.close()
+    return sends / full, 1e6 * plain_send / sends
+
+
 class BridgeProc:
-    def __init__(self, last_n: int, cpu: int | None) -> None:
+    def __init__(self, last_n: int, cpu: int | None, nice: int = 0) -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", "--last-n", str(last_n)]
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu)] + cmd
+        if nice and (nice > 0 or os.geteuid() == 0):
+            cmd = ["nice", "-n", str(nice)] + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.pid = self.proc.pid
         self.lock = asyncio.Lock()
@@ -318,7 +401,7 @@ class BridgeProc:
 
 
 async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    bp = BridgeProc(last_n=n, cpu=args.bridge_cpu)
+    bp = BridgeProc(last_n=n, cpu=args.bridge_cpu, nice=args.nice)
     parts = [Participant(f"ep{i}", 0x10000000 + i * 7919) for i in range(n)]
     media = default_media()
     try:
@@ -360,6 +443,7 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         # 3. crypto ceiling, same profile and packet size, in this process (no I/O)
         size = 12 + PAYLOAD
         ceiling, us_per_in = crypto_ceiling(profile, n, size)
+        io_ceiling, sendto_us = crypto_sendto_ceiling(profile, n, size)
 
         # 4. traffic: bursts every 20 ms, participant i phase-shifted by i/n of a tick
         payload = vp8_like_payload()
@@ -390,6 +474,7 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             return {"t": time.monotonic(), "sent": sum(p.sent for p in parts),
                     "rx": sum(p.rx_rtp for p in parts), "rx_rtcp": sum(p.rx_rtcp for p in parts),
                     "bcpu": bp.cpu(), "lcpu": proc_cpu(os.getpid()),
+                    "core": cpu_times(args.bridge_cpu),
                     "bdrops": udp_drops(bridge_ports), "cdrops": udp_drops(client_ports)}
 
         def bridge_counts(st: dict[str, Any]) -> dict[str, int]:
@@ -399,45 +484,64 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                     "tdrop": sum(e.get("dropped", 0) for e in st["endpoints"]),
                     "epdrop": sum(e.get("dropped_ep", 0) for e in st["endpoints"])}
 
+        async def snapshot() -> dict[str, Any]:
+            # the bridge's counters first (under load it answers late), then ours right after
+            snap = bridge_counts(await bp.call({"op": "stats"}))
+            snap.update(snapshot_local())
+            return snap
+
+        z = await snapshot()  # before any media: loss and drops are counted from here, so exact
         task = asyncio.ensure_future(sender())
         await asyncio.sleep(args.warmup)
-        a = snapshot_local()
-        ab = bridge_counts(await bp.call({"op": "stats"}))
+        spy = None
+        if args.pyspy:
+            # sample the bridge during the measured window, from the load core
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(bp.pid), "--duration", str(int(args.duration)),
+                                    "--rate", "250", "--function", "--format", "raw",
+                                    # native stacks need the target paused per sample (slows it down)
+                                    *(["--native"] if args.pyspy_native else ["--nonblocking"]),
+                                    "-o", f"{args.pyspy}-N{n}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        a = await snapshot()
         await asyncio.sleep(args.duration)
+        s = await snapshot()  # rates and CPU: a -> s, while sending
         stop.set()
         await task
-        t_stop = time.monotonic()
-        sent_end = sum(p.sent for p in parts)
-        await asyncio.sleep(0.5)  # drain what is in flight / queued in socket buffers
-        b = snapshot_local()
-        bb = bridge_counts(await bp.call({"op": "stats"}))
+        await asyncio.sleep(0.5)  # let in-flight and queued packets arrive
+        b = await snapshot()  # loss: z -> b, everything sent and everything that arrived
+        if spy is not None:
+            await loop.run_in_executor(None, spy.wait)
 
-        wall = t_stop - a["t"]
-        wall_all = b["t"] - a["t"]
-        offered = (sent_end - a["sent"]) / wall
-        b_in = (bb["in"] - ab["in"]) / wall
-        fwd = bb["fwd"] - ab["fwd"]
-        b_out = fwd / wall
-        expected = (sent_end - a["sent"]) * (n - 1)
-        received = b["rx"] - a["rx"]
-        bcpu = b["bcpu"] - a["bcpu"]
+        wall = s["t"] - a["t"]
+        fwd = s["fwd"] - a["fwd"]
+        bcpu = s["bcpu"] - a["bcpu"]
+        sent_all = b["sent"] - z["sent"]
+        expected_all = sent_all * (n - 1)
+        received_all = b["rx"] - z["rx"]
         result = {
-            "n": n, "profile": profile, "connect_s": connect_s, "offered": offered, "bridge_in": b_in,
-            "bridge_out": b_out, "expected_out": b_in * (n - 1),
-            "received": received / wall,
-            "loss_pct": 100.0 * (1 - received / expected) if expected else 0.0,
-            "in_loss_pct": 100.0 * (1 - (bb["in"] - ab["in"]) / max(1, sent_end - a["sent"])),
-            "bridge_cpu_pct": 100.0 * bcpu / wall_all,
+            "n": n, "profile": profile, "connect_s": connect_s,
+            "offered": (s["sent"] - a["sent"]) / wall, "bridge_in": (s["in"] - a["in"]) / wall,
+            "bridge_out": fwd / wall, "expected_out": (s["in"] - a["in"]) / wall * (n - 1),
+            "received": (s["rx"] - a["rx"]) / wall,
+            "loss_pct": 100.0 * (1 - received_all / expected_all) if expected_all else 0.0,
+            "in_loss_pct": 100.0 * (1 - (b["in"] - z["in"]) / max(1, sent_all)),
+            "bridge_cpu_pct": 100.0 * bcpu / wall,
             "cpu_s_per_1000": 1000.0 * bcpu / fwd if fwd else float("nan"),
             "fwd_per_cpu_s": fwd / bcpu if bcpu else float("nan"),
-            "load_cpu_pct": 100.0 * (b["lcpu"] - a["lcpu"]) / wall_all,
+            "load_cpu_pct": 100.0 * (s["lcpu"] - a["lcpu"]) / wall,
+            "core_busy_pct": 100.0 * (s["core"][0] - a["core"][0]) / wall,
+            "steal_pct": 100.0 * (s["core"][1] - a["core"][1]) / wall,
             "ceiling": ceiling, "ceiling_us_per_in": us_per_in,
-            "bridge_sock_drops": b["bdrops"] - a["bdrops"], "client_sock_drops": b["cdrops"] - a["cdrops"],
-            "transport_dropped": bb["tdrop"] - ab["tdrop"], "ep_dropped": bb["epdrop"] - ab["epdrop"],
+            "io_ceiling": io_ceiling, "sendto_us": sendto_us,
+            "bridge_sock_drops": b["bdrops"] - z["bdrops"], "client_sock_drops": b["cdrops"] - z["cdrops"],
+            "transport_dropped": b["tdrop"] - z["tdrop"], "ep_dropped": b["epdrop"] - z["epdrop"],
             "checked": sum(p.checked for p in parts), "check_bad": sum(p.check_bad for p in parts),
-            "rtcp_rx": b["rx_rtcp"] - a["rx_rtcp"],
+            "rtcp_rx": b["rx_rtcp"] - z["rx_rtcp"], "sent_all": sent_all, "received_all": received_all,
         }
+        # what else ran on the bridge's core (the bridge's own softirq work is inside its CPU time
+        # mostly, so this is other processes on a shared machine): large values spoil the run
+        result["other_pct"] = max(0.0, result["core_busy_pct"] - result["bridge_cpu_pct"])
         result["ratio"] = result["fwd_per_cpu_s"] / ceiling
+        result["io_ratio"] = result["fwd_per_cpu_s"] / io_ceiling
         return result
     finally:
         try:
@@ -453,12 +557,14 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    cols = [("N", "n", "{:d}"), ("offered in/s", "offered", "{:,.0f}"), ("bridge in/s", "bridge_in", "{:,.0f}"),
+    cols = [("N", "n", "{:d}"), ("run", "run", "{:d}"), ("offered in/s", "offered", "{:,.0f}"), ("bridge in/s", "bridge_in", "{:,.0f}"),
             ("bridge out/s", "bridge_out", "{:,.0f}"), ("expected out/s", "expected_out", "{:,.0f}"),
             ("recv/s", "received", "{:,.0f}"), ("loss %", "loss_pct", "{:.2f}"),
             ("bridge CPU %", "bridge_cpu_pct", "{:.0f}"), ("CPU-s/1000 fwd", "cpu_s_per_1000", "{:.4f}"),
             ("fwd per CPU-s", "fwd_per_cpu_s", "{:,.0f}"), ("crypto ceiling fwd/s", "ceiling", "{:,.0f}"),
-            ("achieved/ceiling", "ratio", "{:.2f}"), ("load CPU %", "load_cpu_pct", "{:.0f}")]
+            ("achieved/ceiling", "ratio", "{:.2f}"),
+            ("crypto+sendto ceiling fwd/s", "io_ceiling", "{:,.0f}"), ("achieved/that", "io_ratio", "{:.2f}"),
+            ("load CPU %", "load_cpu_pct", "{:.0f}"), ("other CPU % on bridge core", "other_pct", "{:.0f}")]
     rows = [[fmt.format(r[key]) for _, key, fmt in cols] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, (h, _, _) in enumerate(cols)]
     print("| " + " | ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, ((h, _, _), w) in enumerate(zip(cols, widths))) + " |")
@@ -467,29 +573,79 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
         print("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |")
     print("# details per N:")
     for r in results:
-        print(f"#  N={r['n']}: profile {r['profile']}, connect {r['connect_s']:.1f} s, input loss "
+        print(f"#  N={r['n']} run {r['run']}: machine {r['busy_before']:.0f} % busy before, bridge core busy {r['core_busy_pct']:.0f} % (steal {r['steal_pct']:.1f} %), "
+              f"profile {r['profile']}, connect {r['connect_s']:.1f} s, input loss "
               f"{r['in_loss_pct']:.2f} %, kernel drops bridge sockets {r['bridge_sock_drops']} / participant "
               f"sockets {r['client_sock_drops']}, bridge send drops {r['transport_dropped']}, unrouted "
               f"{r['ep_dropped']}, RTCP received {r['rtcp_rx']}, sampled decrypts {r['checked']} "
-              f"(bad {r['check_bad']}), ceiling {r['ceiling_us_per_in']:.1f} µs per input")
+              f"(bad {r['check_bad']}), crypto ceiling {r['ceiling_us_per_in']:.1f} µs per input, "
+              f"loopback sendto alone {r['sendto_us']:.2f} µs; whole run incl. warm-up: sent {r['sent_all']:,}, "
+              f"received {r['received_all']:,} of {r['sent_all'] * (r['n'] - 1):,}")
+
+
+def summarize_pyspy(path: str, n: int, top: int = 25) -> None:
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed) stacks."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        print(f"# py-spy N={n}: no output at {path}")
+        return
+    self_c: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        c = int(count)
+        total += c
+        frames = [f.replace(ROOT + "/", "").replace(sys.prefix + "/", "") for f in stack.split(";")]
+        frames = [f.split("site-packages/")[-1] for f in frames]
+        self_c[frames[-1]] = self_c.get(frames[-1], 0) + c
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + c
+    print(f"# py-spy N={n}: {total} samples ({path})")
+    print("#   self %  incl %  function (file:line)")
+    for f, c in sorted(self_c.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"#   {100 * c / total:6.1f}  {100 * incl[f] / total:6.1f}  {f}")
+    print("#   -- top inclusive --")
+    for f, c in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"#   {100 * self_c.get(f, 0) / total:6.1f}  {100 * c / total:6.1f}  {f}")
+
+
+async def wait_quiet(max_busy: float, timeout: float) -> float:
+    """Wait until the machine's CPUs are at most max_busy % busy over 1 s (others share it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        b0 = cpu_times(None)[0]
+        await asyncio.sleep(1.0)
+        busy = 100.0 * (cpu_times(None)[0] - b0) / (os.cpu_count() or 1)
+        if busy <= max_busy or time.monotonic() > deadline:
+            return busy
 
 
 async def load_main(args: argparse.Namespace) -> None:
     import aiortc
-    import uvloop  # noqa: F401
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"# bridge_forward: sizes {sizes}, {args.rate} pkt/s per participant in bursts every 20 ms, "
           f"{12 + PAYLOAD}-byte RTP, {args.duration} s measured after {args.warmup} s warm-up")
     print(f"# python {sys.version.split()[0]}, uvloop, aiortc {aiortc.__version__}, pylibsrtp "
           f"{pylibsrtp.__version__}; {os.cpu_count()} CPUs; bridge on CPU {args.bridge_cpu}, load on CPU "
-          f"{args.load_cpu}; participant SO_RCVBUF {args.rcvbuf}")
+          f"{args.load_cpu}; nice {args.nice}; participant SO_RCVBUF {args.rcvbuf}")
     results = []
     for n in sizes:
-        r = await run_size(n, args)
-        results.append(r)
-        print(f"# N={n}: in {r['bridge_in']:,.0f}/s out {r['bridge_out']:,.0f}/s loss {r['loss_pct']:.2f} % "
-              f"bridge CPU {r['bridge_cpu_pct']:.0f} %", flush=True)
+        for rep in range(args.repeat):
+            busy = await wait_quiet(args.quiet, args.quiet_wait) if args.quiet < 100 else 0.0
+            r = await run_size(n, args)
+            r["busy_before"] = busy
+            r["run"] = rep + 1
+            results.append(r)
+            print(f"# N={n} run {rep + 1}: in {r['bridge_in']:,.0f}/s out {r['bridge_out']:,.0f}/s "
+                  f"loss {r['loss_pct']:.2f} % bridge CPU {r['bridge_cpu_pct']:.0f} %", flush=True)
     print_table(results, args)
+    if args.pyspy:
+        for r in results:
+            summarize_pyspy(f"{args.pyspy}-N{r['n']}.txt", r["n"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
@@ -501,6 +657,13 @@ def main() -> None:
     ap.add_argument("--last-n", type=int, default=20)
     ap.add_argument("--audio-slots", type=int, default=2)
     ap.add_argument("--sizes", default="5,10,20")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per size, each with a fresh bridge process")
+    ap.add_argument("--quiet", type=float, default=15.0,
+                    help="before each run wait until the machine is at most this %% busy (100: don't wait)")
+    ap.add_argument("--quiet-wait", type=float, default=180.0, help="longest wait for --quiet, s")
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="niceness of the bridge and load processes (negative needs root; 0: leave it): on a "
+                         "shared machine other processes would otherwise take time from the bridge's core")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--rate", type=float, default=350.0, help="RTP packets/s per participant")
@@ -508,6 +671,9 @@ def main() -> None:
     ap.add_argument("--load-cpu", type=int, default=1 if (os.cpu_count() or 1) >= 2 else None)
     ap.add_argument("--rcvbuf", type=int, default=4 * 1024 * 1024, help="participant socket SO_RCVBUF")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--pyspy", default="", help="profile the bridge with py-spy during the measured window: "
+                    "raw stacks to PREFIX-N<n>.txt, top functions printed")
+    ap.add_argument("--pyspy-native", action="store_true", help="py-spy --native (C frames too)")
     args = ap.parse_args()
     import uvloop
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -516,6 +682,8 @@ def main() -> None:
         return
     if args.load_cpu is not None:
         os.sched_setaffinity(0, {args.load_cpu})
+    if args.nice and (args.nice > 0 or os.geteuid() == 0):
+        os.nice(args.nice)
     uvloop.run(load_main(args))
 
 
