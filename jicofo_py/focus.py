@@ -124,9 +124,29 @@ class Focus:
                                                            maxstanzas=0)
         if not self._online.done():
             self._online.set_result(None)
-        # after a reconnect: rejoin the rooms we were running
+        # after a reconnect: rejoin the rooms we were running; after a restart we remember
+        # none, so the MUC's room list tells us where people are waiting for a focus
         for conf in list(self.conferences.values()):
             self.spawn(self._join_room(conf))
+        self.spawn(self._rejoin_active_rooms())
+
+    async def _rejoin_active_rooms(self) -> None:
+        try:
+            items = await self.client.plugin["xep_0030"].get_items(jid=self.muc_domain, timeout=10)
+        except (IqError, IqTimeout) as exc:
+            log.info("cannot list the rooms of %s: %s", self.muc_domain, exc)
+            return
+        for jid, _node, _name in items["disco_items"]["items"]:
+            room = str(JID(jid).bare)
+            if room in self.conferences:
+                continue
+            conf = Conference(self, room)
+            self.conferences[room] = conf
+            try:
+                await self._join_room(conf)
+                log.info("focus rejoined %s", room)
+            except StanzaError as exc:
+                log.info("could not rejoin %s: %s", room, exc)
 
     async def _housekeeping(self) -> None:
         while True:

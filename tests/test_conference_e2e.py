@@ -143,3 +143,25 @@ async def _until(predicate, timeout: float) -> None:
         while not predicate():
             await asyncio.sleep(0.05)  # presence processing in another task; nothing to await on
     await asyncio.wait_for(loop(), timeout)
+
+
+async def test_restarted_focus_rejoins_and_media_resumes(stack):
+    """The focus keeps nothing it cannot rebuild: a new focus finds the room and re-invites."""
+    from jicofo_py.focus import Focus
+    a, b = participant(stack, "phoenix", "aaa11111"), participant(stack, "phoenix", "bbb22222")
+    try:
+        await asyncio.gather(a.join(), b.join())
+        await receives_from(a, b)
+        old = stack.focus
+        await old.stop()
+        srv = stack.server
+        stack.focus = Focus("localhost", stack.internal_passwords["focus"], tuple(srv.c2s_address),
+                            tuple(srv.component_address), stack.focus_secret, cafile=str(stack.cert_path))
+        await stack.focus.start()
+        await asyncio.gather(a.wait_session(count=2, timeout=15), b.wait_session(count=2, timeout=15))
+        await receives_from(a, b)
+        await receives_from(b, a)
+        assert "phoenix@conference.localhost" in stack.focus.conferences
+    finally:
+        for p in (a, b):
+            await p.leave()
