@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import xml.etree.ElementTree as ET
 
 import slixmpp
-from lxml import etree
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_plugins.conference import colibri2
+from xmpp_plugins.conference.slix import configure_tls, reply_error, to_et, to_lxml
 from xmpp_plugins.errors import StanzaError
 
 from .bridge import Bridge
@@ -30,14 +29,6 @@ HEALTH = "http://jitsi.org/protocol/healthcheck"
 PRESENCE_INTERVAL = 5.0
 
 
-def to_lxml(el: ET.Element) -> etree._Element:
-    return etree.fromstring(ET.tostring(el))
-
-
-def to_et(el: etree._Element) -> ET.Element:
-    return ET.fromstring(etree.tostring(el))
-
-
 class BridgeAgent:
     def __init__(self, bridge: Bridge, jid: str, password: str, brewery: str,
                  host: str, port: int, cafile: str | None = None, starttls: bool = True) -> None:
@@ -46,15 +37,7 @@ class BridgeAgent:
         self.host, self.port = host, port
         self.client = slixmpp.ClientXMPP(jid, password)
         c = self.client
-        c.enable_direct_tls = False
-        if not starttls:  # only sensible on loopback, where the server allows PLAIN without TLS
-            c.enable_starttls = False
-            c.enable_plaintext = True
-            mechs = c["feature_mechanisms"]
-            mechs.unencrypted_scram = True  # loopback only: see the caller
-            mechs.unencrypted_plain = True
-        elif cafile:  # our own self-signed certificate
-            c.ssl_context = ssl.create_default_context(cafile=cafile)
+        configure_tls(c, cafile, starttls)  # no TLS only on loopback: see the callers
         c.register_plugin("xep_0030")
         c.register_plugin("xep_0045")
         c.register_plugin("xep_0199")
@@ -157,13 +140,7 @@ class BridgeAgent:
 
     @staticmethod
     def _error(iq: slixmpp.Iq, exc: StanzaError) -> None:
-        reply = iq.reply(clear=True)
-        reply["type"] = "error"
-        reply["error"]["condition"] = exc.condition
-        reply["error"]["type"] = exc.type
-        if exc.text:
-            reply["error"]["text"] = exc.text
-        reply.send()
+        reply_error(iq, exc)
 
     def _endpoint_expired(self, conf: Conference, ep: Endpoint) -> None:
         """Tell the focus an endpoint went silent (an IQ set it answers like any other)."""

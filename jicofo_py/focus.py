@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import xml.etree.ElementTree as ET
 from typing import Any, Coroutine
 
@@ -24,6 +23,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_plugins.component_client import ComponentConnection, attach
 from xmpp_plugins.conference import colibri2, focus_iq, jingle
+from xmpp_plugins.conference.slix import configure_tls, reply_error, to_et, to_lxml
 from xmpp_plugins.errors import StanzaError
 from xmpp_plugins.stanza import Stanza, make_error, make_result
 
@@ -34,14 +34,6 @@ log = logging.getLogger(__name__)
 
 COLIBRI_STATS = "http://jitsi.org/protocol/colibri"
 MUTE_NS = {"audio": "http://jitsi.org/jitmeet/audio", "video": "http://jitsi.org/jitmeet/video"}
-
-
-def to_lxml(el: ET.Element) -> etree._Element:
-    return etree.fromstring(ET.tostring(el))
-
-
-def to_et(el: etree._Element) -> ET.Element:
-    return ET.fromstring(etree.tostring(el))
 
 
 class Focus:
@@ -66,15 +58,7 @@ class Focus:
         self._tasks: set[asyncio.Task] = set()
         self.component: ComponentConnection | None = None
         c = self.client = slixmpp.ClientXMPP(f"{self.jid}/focus", password)
-        c.enable_direct_tls = False
-        if not starttls:
-            c.enable_starttls = False
-            c.enable_plaintext = True
-            mechs = c["feature_mechanisms"]
-            mechs.unencrypted_scram = True  # loopback only: see the caller
-            mechs.unencrypted_plain = True
-        elif cafile:
-            c.ssl_context = ssl.create_default_context(cafile=cafile)
+        configure_tls(c, cafile, starttls)  # no TLS only on loopback: see the callers
         for plugin in ("xep_0030", "xep_0045", "xep_0199"):
             c.register_plugin(plugin)
         c.add_event_handler("session_start", self._on_session)
@@ -302,7 +286,6 @@ class Focus:
         conf = self.conferences.get(room)
         el = iq.xml.find("{%s}mute" % MUTE_NS[kind])
         target_jid = el.get("jid", "") if el is not None else ""
-        reply = iq.reply(clear=True)
         try:
             if conf is None or nick not in conf.participants:
                 raise StanzaError("not-acceptable", "Join the conference first")
@@ -314,15 +297,9 @@ class Focus:
             if (el.text or "").strip() != "true":
                 raise StanzaError("not-allowed", "Only the participant may unmute themselves")
         except (StanzaError, Exception) as exc:
-            err = exc if isinstance(exc, StanzaError) else StanzaError("bad-request", "Bad mute request")
-            reply["type"] = "error"
-            reply["error"]["condition"] = err.condition
-            reply["error"]["type"] = err.type
-            if err.text:
-                reply["error"]["text"] = err.text
-            reply.send()
+            reply_error(iq, exc if isinstance(exc, StanzaError) else StanzaError("bad-request", "Bad mute request"))
             return
-        reply.send()
+        iq.reply(clear=True).send()
         order = self.client.make_iq_set(ito=f"{room}/{target}")
         m = ET.SubElement(order.xml, "{%s}mute" % MUTE_NS[kind], actor=nick)
         m.text = "true"
@@ -359,15 +336,7 @@ class Focus:
                 raise jingle.unknown_session()
             conf.check_jingle(nick, ja)
         except StanzaError as exc:
-            reply = iq.reply(clear=True)
-            reply["type"] = "error"
-            reply["error"]["condition"] = exc.condition
-            reply["error"]["type"] = exc.type
-            if exc.text:
-                reply["error"]["text"] = exc.text
-            if exc.app_condition is not None:
-                reply["error"].xml.append(to_et(exc.app_condition))
-            reply.send()
+            reply_error(iq, exc)
             return
         iq.reply(clear=True).send()
         self.spawn(conf.on_jingle(nick, ja))

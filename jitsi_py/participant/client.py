@@ -41,6 +41,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from xmpp_plugins.conference.slix import reply_error, to_et, to_lxml
 from xmpp_plugins.conference import focus_iq, jingle
 from xmpp_plugins.conference.jingle import JingleAction
 from xmpp_plugins.conference.model import Content, IceTransport, Media, Source
@@ -79,14 +80,6 @@ class Event:
     kind: str = ""
     text: str = ""
     sources: list[Source] | None = None
-
-
-def to_lxml(el: ET.Element) -> etree._Element:
-    return etree.fromstring(ET.tostring(el))
-
-
-def to_et(el: etree._Element) -> ET.Element:
-    return ET.fromstring(etree.tostring(el))
 
 
 def _nick_of(owner: str) -> str:
@@ -491,15 +484,7 @@ class Participant:
 
     # ---- Jingle ------------------------------------------------------------------------------
     def _iq_error(self, iq: slixmpp.Iq, exc: StanzaError) -> None:
-        reply = iq.reply(clear=True)
-        reply["type"] = "error"
-        reply["error"]["condition"] = exc.condition
-        reply["error"]["type"] = exc.type
-        if exc.text:
-            reply["error"]["text"] = exc.text
-        if exc.app_condition is not None:
-            reply["error"].xml.append(to_et(exc.app_condition))
-        reply.send()
+        reply_error(iq, exc)
 
     def _from_focus(self, frm: slixmpp.JID) -> bool:
         return (frm.bare == self.room_jid and frm.resource == "focus") or (
