@@ -31,7 +31,6 @@ RESERVED = frozenset({"http-bind", "xmpp-websocket", "metrics", "about", "colibr
                       "config.js", "config.json", "favicon.ico", "robots.txt"})
 WEB_CONFIG: web.AppKey[dict[str, Any]] = web.AppKey("webclient_config", dict)
 
-_NO_CACHE = {"Cache-Control": "no-cache"}
 # Pages load only our own scripts and styles; media and bridge-channel connections may go elsewhere
 # (a bridge on another host), so connect-src stays open to ws(s) and http(s).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

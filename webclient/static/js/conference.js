@@ -492,6 +492,29 @@ export class Conference extends EventTarget {
     ]);
     await this.xmpp.sendIQ(accept);
     if (offer.transport.websocketUrl) this._openBridgeChannel(offer.transport.websocketUrl);
+    this._watchMedia(pc, j.sid);
+  }
+
+  /**
+   * No media at all some seconds into a session although someone sends video: tell the focus
+   * ICE failed, which gets us a fresh session (the browser itself may think all is well when
+   * the bridge gave up on its side of the transport).
+   */
+  _watchMedia(pc, sid, delayMs = 12000) {
+    setTimeout(async () => {
+      if (pc !== this.pc || this.sid !== sid || this.ended) return;
+      const senders = [...this.participants.values()].filter((p) => !p.videoMuted);
+      if (!senders.length) {
+        this._watchMedia(pc, sid, delayMs); // nobody to hear from yet: look again later
+        return;
+      }
+      const s = await this.stats();
+      if (pc !== this.pc || this.sid !== sid) return;
+      if (s.inbound.video === 0 && s.inbound.audio === 0) {
+        console.warn('no media received: asking the focus for a new session');
+        this._reportIceFailed();
+      }
+    }, delayMs);
   }
 
   _reportIceFailed() {
