@@ -157,6 +157,12 @@ class Bridge:
                 conf.connected(ep)
             except Exception as exc:
                 log.warning("endpoint %s of %s failed to connect: %s", ep.id, conf.meeting_id, exc)
+                if ep.expired or conf.endpoints.get(ep.id) is not ep:
+                    return
+                # tell the focus, which gives the participant a fresh session
+                await self._expire_endpoint(conf, ep)
+                if self.on_endpoint_expired is not None:
+                    self.on_endpoint_expired(conf, ep)
         asyncio.ensure_future(run())
 
     async def _expire_endpoint(self, conf: Conference, ep: Endpoint) -> None:
@@ -194,7 +200,10 @@ class Bridge:
                 total += conf.packets_forwarded
                 for ep in list(conf.endpoints.values()):
                     t = ep.transport
-                    if t is None or t.state != "connected" or not ep.stream_stats:
+                    if t is None or t.state != "connected":
+                        continue
+                    t.refresh_pair()
+                    if not ep.stream_stats:
                         continue
                     try:
                         blocks = [st.report(ssrc) for ssrc, st in ep.stream_stats.items() if st.started]

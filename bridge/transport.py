@@ -385,12 +385,24 @@ class EndpointTransport:
         await self._dtls.start(dtls_params)
         if self._dtls.state != "connected":
             raise ConnectionError(f"DTLS {self._dtls.state}")
-        if self._connection._nominated.get(1) is not pair or self._state != "connecting":
-            raise ConnectionError("ICE pair lost during DTLS handshake")
+        if self._state != "connecting":
+            raise ConnectionError("transport closed during the DTLS handshake")
         self._tx_srtp = self._dtls._tx_srtp
+        # aioice may nominate another pair while DTLS runs (a peer with several addresses whose
+        # checks all succeed): follow it rather than fail
+        if not self.refresh_pair():
+            raise ConnectionError("ICE pair lost during DTLS handshake")
+        self._set_state("connected")
+
+    def refresh_pair(self) -> bool:
+        """Send to the pair ICE has selected now; the bridge calls this once a second."""
+        pair = self._connection._nominated.get(1) if self._connection is not None else None
+        if pair is None or pair.protocol.transport is None:
+            return False
         self._udp = pair.protocol.transport
         self._peer = pair.remote_addr
-        self._set_state("connected")
+        self._source = pair.remote_addr
+        return True
 
     # -- data path -----------------------------------------------------------------------------
     def _received(self, data: bytes, rtcp: bool) -> None:
