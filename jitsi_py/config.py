@@ -54,6 +54,13 @@ class Listener:
 
 
 @dataclass
+class HttpListener(Listener):
+    # Serve HTTPS with the [tls] certificate (or the generated one). Browsers allow camera and
+    # microphone only on https:// or http://localhost, so turn this on for any other host.
+    tls: bool = False
+
+
+@dataclass
 class ComponentSecret:
     domain: str = ""
     secret: str = ""
@@ -161,7 +168,7 @@ class Config:
     auth: AuthSection = field(default_factory=AuthSection)
     c2s: Listener = field(default_factory=lambda: Listener(port=5222))
     components: Listener = field(default_factory=lambda: Listener(port=5347))
-    http: Listener = field(default_factory=lambda: Listener(port=8080))
+    http: HttpListener = field(default_factory=lambda: HttpListener(port=8080))
     component: list[ComponentSecret] = field(default_factory=list)
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)

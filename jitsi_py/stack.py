@@ -75,7 +75,8 @@ class Stack:
             setup_web(self.app, cfg)
             self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128)
+            site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128,
+                               ssl_context=ssl_context if cfg.http.tls else None)
             await site.start()
             sock = site._server.sockets[0] if site._server else None  # type: ignore[union-attr]
             self.http_address = sock.getsockname()[:2] if sock else (cfg.http.listen, cfg.http.port)
@@ -105,7 +106,8 @@ class Stack:
         cfg, bridge = self.cfg, self.bridge
         assert bridge is not None and self.server is not None and self.server.c2s_address is not None
         if not bridge.websocket_base and self.http_address is not None:
-            bridge.websocket_base = "ws://%s:%d" % tuple(self.http_address)
+            scheme = "wss" if cfg.http.tls else "ws"
+            bridge.websocket_base = f"{scheme}://%s:%d" % tuple(self.http_address)
         domain = cfg.server.domain.lower()
         self.bridge_agent = BridgeAgent(
             bridge, f"jvb@auth.{domain}/{bridge.id}", self.internal_passwords["jvb"],
@@ -130,8 +132,10 @@ class Stack:
             lines.append(f"Conference rooms (MUC): {muc.service.domain}{lobby}")
         if self.http_address:
             host, port = self.http_address
-            base = f"http://{host}:{port}"
-            lines.append(f"HTTP: {base}/ (BOSH {base}/http-bind, WebSocket ws://{host}:{port}/xmpp-websocket)")
+            scheme = "https" if self.cfg.http.tls else "http"
+            base = f"{scheme}://{host}:{port}"
+            lines.append(f"HTTP: {base}/ (BOSH {base}/http-bind, WebSocket {'wss' if self.cfg.http.tls else 'ws'}"
+                         f"://{host}:{port}/xmpp-websocket)")
         return lines
 
     def request_stop(self) -> None:

@@ -479,3 +479,27 @@ async def test_sdp_port_matches_python(stack, browser):
     assert {s["kind"] for s in js["sources"]} == {"audio", "video"}
     assert [(g["semantics"], g["ssrcs"]) for g in js["groups"]] == [(g.semantics, g.ssrcs) for g in py.groups]
     await page.close()
+
+
+async def test_https_serves_the_page_and_wss(tmp_path):
+    """With [http] tls on, the page, its config and the bridge channel use https/wss."""
+    import ssl
+
+    import aiohttp
+
+    from conftest import make_config
+    from jitsi_py.stack import Stack
+    s = Stack(make_config(server__data_dir=str(tmp_path / "data"), http__tls=True))
+    await s.start()
+    try:
+        host, port = s.http_address
+        ctx = ssl.create_default_context(cafile=str(s.cert_path))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"https://localhost:{port}/myroom", ssl=ctx) as r:
+                assert r.status == 200
+            async with http.get(f"https://localhost:{port}/config.json", ssl=ctx) as r:
+                cfg = await r.json()
+        assert any(str(v).startswith("wss://localhost:") for v in cfg.values()), cfg
+        assert s.bridge.websocket_base.startswith("wss://")
+    finally:
+        await s.stop()
