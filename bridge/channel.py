@@ -42,6 +42,9 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     ep.channel_send = sender  # a reconnecting client replaces its old channel
     ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
     ep.sources_map()
+    if ep.sent_ideal_height is not None:  # what was decided before the channel opened
+        ep.send_channel({"colibriClass": "SenderVideoConstraints",
+                         "videoConstraints": {"idealHeight": ep.sent_ideal_height}})
     if ep.conference.speaker.dominant is not None:
         ep.send_channel({"colibriClass": "DominantSpeakerEndpointChangeEvent",
                          "dominantSpeakerEndpoint": ep.conference.speaker.dominant})

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.3  # at most one keyframe request per source this often
+IDEAL_HEIGHT = 720  # what we ask of a sender someone receives (no simulcast layers yet)
 
 
 class Conference:
@@ -154,6 +155,17 @@ class Conference:
         self.routes = routes
         for ssrc in new_video_sources:
             self.request_keyframe(ssrc)
+        self._sender_constraints()
+
+    def _sender_constraints(self) -> None:
+        """Tell each sender whether anyone receives its video, so nobody uploads video in vain."""
+        wanted = {slot.owner for recv in self.endpoints.values() for slot in recv.video_slots if slot.owner}
+        for ep in self.endpoints.values():
+            height = IDEAL_HEIGHT if ep.id in wanted else 0
+            if ep.sent_ideal_height != height:
+                ep.sent_ideal_height = height
+                ep.send_channel({"colibriClass": "SenderVideoConstraints",
+                                 "videoConstraints": {"idealHeight": height}})
 
     @staticmethod
     def _fill(slots: list[Slot], candidates: list[tuple[int, Endpoint]], wanted: int) -> list[Slot]:

@@ -82,6 +82,7 @@ class Endpoint:
         self.channel_send: Callable[[str], Any] | None = None
         self.expired = False
         self.packets_dropped = 0
+        self.sent_ideal_height: int | None = None  # last SenderVideoConstraints we sent
 
     # ---- set-up ----------------------------------------------------------------------------
     def make_slots(self, audio: int, video: int, taken: set[int]) -> None:

@@ -211,3 +211,29 @@ async def test_nack_answered_from_cache_and_unknown_ssrc_counted(bridge):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_sender_constraints_follow_last_n():
+    """With last-N 1, the one sender nobody receives is told to send no video (idealHeight 0)."""
+    import json
+    b = Bridge(BridgeSection(id="jvbc", last_n=1, audio_slots=1))
+    await b.start()
+    peers = [Peer(b, "lastn", f"p{i}") for i in range(3)]
+    try:
+        for p in peers:
+            await p.join()
+        conf = b.conferences["lastn"]
+        heard: dict[str, list[int]] = {ep: [] for ep in conf.endpoints}
+        for ep in conf.endpoints.values():
+            ep.channel_send = lambda text, ep=ep: heard[ep.id].append(
+                json.loads(text)["videoConstraints"]["idealHeight"]) if "SenderVideoConstraints" in text else None
+            ep.sent_ideal_height = None  # resend on the next decision
+        conf.reassign()
+        receiving = {s.owner for ep in conf.endpoints.values() for s in ep.video_slots if s.owner}
+        assert len(receiving) == 2  # three receivers, one slot each, nobody gets their own video
+        for ep_id, heights in heard.items():
+            assert heights == [720 if ep_id in receiving else 0]
+    finally:
+        for p in peers:
+            await p.close()
+        await b.stop()

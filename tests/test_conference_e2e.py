@@ -165,3 +165,31 @@ async def test_restarted_focus_rejoins_and_media_resumes(stack):
     finally:
         for p in (a, b):
             await p.leave()
+
+
+async def test_last_n_and_nobody_uploads_unwatched_video(tmp_path):
+    """last-N 1 in a room of three: the participant nobody receives is told to stop sending
+    video (and does), the others keep receiving one video each."""
+    s = Stack(make_config(server__data_dir=str(tmp_path / "data"), bridge__last_n=1, bridge__audio_slots=2))
+    await s.start()
+    ps = [participant(s, "small", n) for n in ("one00001", "two00002", "three003")]
+    try:
+        await asyncio.gather(*(p.join() for p in ps))
+        conf = next(iter(s.bridge.conferences.values()))
+
+        async def settled() -> None:
+            while True:
+                watched = {sl.owner for ep in conf.endpoints.values() for sl in ep.video_slots if sl.owner}
+                unwatched = [p for p in ps if p.nick not in watched]
+                if len(watched) == 2 and len(unwatched) == 1 and not unwatched[0].video_wanted:
+                    return
+                await asyncio.sleep(0.05)  # slot decisions follow the speaker ranking ticks
+        await asyncio.wait_for(settled(), 15)
+        watched = {sl.owner for ep in conf.endpoints.values() for sl in ep.video_slots if sl.owner}
+        for p in ps:
+            assert sum(1 for k, o in p.slot_owner.items() if k[0] == "video" and o) <= 1
+            assert p.video_wanted == (p.nick in watched)
+    finally:
+        for p in ps:
+            await p.leave()
+        await s.stop()

@@ -182,6 +182,8 @@ class Participant:
         self.remote_sources: dict[str, list[Source]] = {}
         self.slot_owner: dict[tuple[str, int], str | None] = {}
         self.dominant_speaker: str | None = None
+        self.video_wanted = True  # the bridge's SenderVideoConstraints: does anyone receive us
+        self._feeds: dict[str, SourceFeed] = {}
         self.occupants: dict[str, str] = {}  # nick -> display name (others, not the focus)
         self.chat: list[tuple[str, str]] = []
         self.endpoint_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -562,9 +564,12 @@ class Participant:
         pc.on("connectionstatechange", lambda: self._pc_state(pc))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            self._feeds = {}
             for track in (self.audio, self.video):
                 if track is not None:
-                    pc.addTrack(SourceFeed(track))  # closing this pc must not end our sources
+                    feed = SourceFeed(track)  # closing this pc must not end our sources
+                    self._feeds[track.kind] = feed
+                    pc.addTrack(feed)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             log.exception("%s: cannot answer the offer", self.nick)
@@ -726,6 +731,16 @@ class Participant:
             self._emit(Event("dominant-speaker", self.dominant_speaker or ""))
         elif cls == "EndpointMessage":
             self.endpoint_messages.put_nowait(data)
+            self._notify()
+        elif cls == "SenderVideoConstraints":
+            try:
+                height = int((data.get("videoConstraints") or {}).get("idealHeight", 1))
+            except (TypeError, ValueError):
+                height = 1
+            feed = self._feeds.get("video")
+            self.video_wanted = height > 0
+            if feed is not None:
+                feed.pause(height <= 0)  # nobody receives our video: stop encoding it
             self._notify()
         elif cls == "ServerHello":
             log.debug("%s: bridge channel open (%s)", self.nick, data.get("version"))

@@ -177,10 +177,22 @@ class SourceFeed(MediaStreamTrack):
         super().__init__()
         self.kind = source.kind
         self.source = source
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def pause(self, paused: bool) -> None:
+        """Hold frames back (nobody receives our video): the encoder then has nothing to do."""
+        if paused:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     async def recv(self):  # type: ignore[no-untyped-def]
         if self.readyState != "live" or self.source.readyState != "live":
             raise MediaStreamError
+        if not self._flowing.is_set():
+            while not self._flowing.is_set():  # keep draining the source so it stays current
+                await asyncio.wait([asyncio.ensure_future(self._flowing.wait())], timeout=0.5)
         return await self.source.recv()
 
 

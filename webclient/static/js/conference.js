@@ -371,7 +371,7 @@ export class Conference extends EventTarget {
     const sender = this._sender(kind);
     if (sender) {
       try {
-        await sender.replaceTrack(track);
+        await sender.replaceTrack(kind === 'video' && this.videoWanted === false ? null : track);
       } catch (e) {
         console.warn('replaceTrack failed', e);
       }
@@ -596,6 +596,17 @@ export class Conference extends EventTarget {
         this.dominant = msg.dominantSpeakerEndpoint || null;
         this.emit('dominant', { nick: this.dominant });
         break;
+      case 'SenderVideoConstraints': {
+        // Nobody receives our video (last-N): stop sending it until someone does.
+        const height = Number((msg.videoConstraints || {}).idealHeight);
+        this.videoWanted = !(height <= 0);
+        const sender = this._sender('video');
+        if (sender) {
+          sender.replaceTrack(this.videoWanted ? this.localTracks.video || null : null)
+            .catch((e) => console.warn('replaceTrack failed', e));
+        }
+        break;
+      }
       default:
         break;
     }
