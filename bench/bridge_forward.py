@@ -1,7 +1,16 @@
 """Forwarding throughput of OUR bridge (bridge/): N synthetic video senders, N-to-N, real ICE + DTLS-SRTP.
 
-    python bench/bridge_forward.py [--sizes 5,10,20] [--duration 10] [--rate 350] [--warmup 2]
-                                   [--bridge-cpu 0] [--load-cpu 1]
+    python bench/bridge_forward.py [--sizes 5,10,20] [--repeat 1] [--duration 10] [--rate 350]
+                                   [--warmup 2] [--bridge-cpu 0] [--load-cpu 1] [--nice -10]
+                                   [--quiet 15] [--pyspy /tmp/prefix [--pyspy-native]] [--json out.json]
+
+Columns: offered = RTP packets/s the participants sent; bridge in/out = the bridge's own counters
+(transport packets_in, conference packets_forwarded) over the measured window; loss = over the
+whole run (warm-up + window + drain), 1 - datagrams received / (sent x (N-1)), and "of which at
+bridge" the part the bridge never forwarded (the rest was lost at the participants' sockets, i.e.
+in the load generator); CPU-s/1000 fwd and fwd per CPU-s = bridge process utime+stime per
+forwarded packet; achieved/ceiling = fwd per CPU-s divided by the crypto ceiling (below), and
+achieved/that the same against the crypto+sendto ceiling (one blocking sendto per output too).
 
 Two processes:
 
@@ -68,6 +77,14 @@ def proc_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_times(cpu: int | None) -> tuple[float, float]:
@@ -491,6 +508,7 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             return snap
 
         z = await snapshot()  # before any media: loss and drops are counted from here, so exact
+        rss_before = rss_mb(bp.pid)
         task = asyncio.ensure_future(sender())
         await asyncio.sleep(args.warmup)
         spy = None
@@ -508,6 +526,7 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         await task
         await asyncio.sleep(0.5)  # let in-flight and queued packets arrive
         b = await snapshot()  # loss: z -> b, everything sent and everything that arrived
+        rss_after = rss_mb(bp.pid)
         if spy is not None:
             await loop.run_in_executor(None, spy.wait)
 
@@ -524,6 +543,10 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "received": (s["rx"] - a["rx"]) / wall,
             "loss_pct": 100.0 * (1 - received_all / expected_all) if expected_all else 0.0,
             "in_loss_pct": 100.0 * (1 - (b["in"] - z["in"]) / max(1, sent_all)),
+            # not forwarded by the bridge (dropped before it read them, or not sent); the rest of
+            # the loss happened at the participants' sockets, i.e. in the load generator
+            "bridge_loss_pct": 100.0 * (1 - (b["fwd"] - b["tdrop"] - z["fwd"] + z["tdrop"]) / expected_all)
+            if expected_all else 0.0,
             "bridge_cpu_pct": 100.0 * bcpu / wall,
             "cpu_s_per_1000": 1000.0 * bcpu / fwd if fwd else float("nan"),
             "fwd_per_cpu_s": fwd / bcpu if bcpu else float("nan"),
@@ -535,11 +558,8 @@ async def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "bridge_sock_drops": b["bdrops"] - z["bdrops"], "client_sock_drops": b["cdrops"] - z["cdrops"],
             "transport_dropped": b["tdrop"] - z["tdrop"], "ep_dropped": b["epdrop"] - z["epdrop"],
             "checked": sum(p.checked for p in parts), "check_bad": sum(p.check_bad for p in parts),
-            "rtcp_rx": b["rx_rtcp"] - z["rx_rtcp"], "sent_all": sent_all, "received_all": received_all,
+            "rtcp_rx": b["rx_rtcp"] - z["rx_rtcp"], "rss_before": rss_before, "rss_after": rss_after, "sent_all": sent_all, "received_all": received_all,
         }
-        # what else ran on the bridge's core (the bridge's own softirq work is inside its CPU time
-        # mostly, so this is other processes on a shared machine): large values spoil the run
-        result["other_pct"] = max(0.0, result["core_busy_pct"] - result["bridge_cpu_pct"])
         result["ratio"] = result["fwd_per_cpu_s"] / ceiling
         result["io_ratio"] = result["fwd_per_cpu_s"] / io_ceiling
         return result
@@ -560,11 +580,12 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
     cols = [("N", "n", "{:d}"), ("run", "run", "{:d}"), ("offered in/s", "offered", "{:,.0f}"), ("bridge in/s", "bridge_in", "{:,.0f}"),
             ("bridge out/s", "bridge_out", "{:,.0f}"), ("expected out/s", "expected_out", "{:,.0f}"),
             ("recv/s", "received", "{:,.0f}"), ("loss %", "loss_pct", "{:.2f}"),
+            ("of which at bridge %", "bridge_loss_pct", "{:.2f}"),
             ("bridge CPU %", "bridge_cpu_pct", "{:.0f}"), ("CPU-s/1000 fwd", "cpu_s_per_1000", "{:.4f}"),
             ("fwd per CPU-s", "fwd_per_cpu_s", "{:,.0f}"), ("crypto ceiling fwd/s", "ceiling", "{:,.0f}"),
             ("achieved/ceiling", "ratio", "{:.2f}"),
             ("crypto+sendto ceiling fwd/s", "io_ceiling", "{:,.0f}"), ("achieved/that", "io_ratio", "{:.2f}"),
-            ("load CPU %", "load_cpu_pct", "{:.0f}"), ("other CPU % on bridge core", "other_pct", "{:.0f}")]
+            ("load CPU %", "load_cpu_pct", "{:.0f}")]
     rows = [[fmt.format(r[key]) for _, key, fmt in cols] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, (h, _, _) in enumerate(cols)]
     print("| " + " | ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, ((h, _, _), w) in enumerate(zip(cols, widths))) + " |")
@@ -574,7 +595,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
     print("# details per N:")
     for r in results:
         print(f"#  N={r['n']} run {r['run']}: machine {r['busy_before']:.0f} % busy before, bridge core busy {r['core_busy_pct']:.0f} % (steal {r['steal_pct']:.1f} %), "
-              f"profile {r['profile']}, connect {r['connect_s']:.1f} s, input loss "
+              f"bridge RSS {r['rss_before']:.0f} -> {r['rss_after']:.0f} MB, profile {r['profile']}, connect {r['connect_s']:.1f} s, input loss "
               f"{r['in_loss_pct']:.2f} %, kernel drops bridge sockets {r['bridge_sock_drops']} / participant "
               f"sockets {r['client_sock_drops']}, bridge send drops {r['transport_dropped']}, unrouted "
               f"{r['ep_dropped']}, RTCP received {r['rtcp_rx']}, sampled decrypts {r['checked']} "
