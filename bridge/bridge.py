@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 REMB_BPS = 2_500_000  # what we let each sender ramp up to; we do not estimate bandwidth yet
-PACKET_RATE_CAPACITY = 60_000.0  # forwarded packets/s one core sustains (bench/bridge_forward.py)
+PACKET_RATE_CAPACITY = 130_000.0  # forwarded packets/s one core sustains (bench/bridge_forward.py, N=20)
 
 
 class Bridge:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from . import rtp
 from .endpoint import Endpoint
-from .slots import Slot
+from .slots import CACHE_SIZE, Slot
 from .speaker import SILENCE, SpeakerDetector
 
 if TYPE_CHECKING:
@@ -66,9 +66,13 @@ class Conference:
                 self.unknown_dropped += 1
             sender.packets_dropped += 1
             return
+        seq = rtp.rtp_seq(data)
         stats = sender.stream_stats.get(ssrc)
         if stats is not None:
-            stats.update(rtp.rtp_seq(data))
+            stats.update(seq)
+        cache = sender.video_cache.get(ssrc)
+        if cache is not None:
+            cache[seq % CACHE_SIZE] = (seq, data)
         if src.kind == "audio" and sender.audio_level_ext is not None:
             level = rtp.audio_level(data, sender.audio_level_ext)
             if level is not None:
@@ -90,14 +94,17 @@ class Conference:
                 slot = sender.slot_by_out.get(media) if media is not None else None
                 if slot is not None and slot.source is not None:
                     self.request_keyframe(slot.source)
-            elif pt == 205 and fmt == 1:  # NACK: resend from the slot's cache
+            elif pt == 205 and fmt == 1:  # NACK: resend from the source's cache, as the slot sent it
                 media = rtp.rtcp_media_ssrc(data, off)
                 slot = sender.slot_by_out.get(media) if media is not None else None
-                if slot is not None and sender.transport is not None:
+                owner = self.owner_of.get(slot.source) if slot is not None and slot.source is not None else None
+                cache = owner.video_cache.get(slot.source) if owner is not None else None  # type: ignore[union-attr]
+                if cache is not None and sender.transport is not None:
                     for seq in rtp.parse_nack(data, off, length):
-                        pkt = slot.cached(seq)
-                        if pkt is not None:
-                            sender.transport.send_rtp(pkt)
+                        in_seq = slot.source_seq(seq)  # type: ignore[union-attr]
+                        entry = cache[in_seq % CACHE_SIZE]
+                        if entry is not None and entry[0] == in_seq:
+                            sender.transport.send_rtp(slot.rewrite(entry[1]))  # type: ignore[union-attr]
             elif pt == 200:  # SR: forward it to whoever receives that stream, re-addressed
                 ssrc = int.from_bytes(data[off + 4:off + 8], "big") if off + 8 <= len(data) else None
                 for _, slot, send_rtcp in self.routes.get(ssrc, ()) if ssrc is not None else ():

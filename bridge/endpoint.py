@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from xmpp_plugins.conference.model import Media, Source, SourceGroup
 
 from . import rtp
-from .slots import Slot, random_ssrc
+from .slots import CACHE_SIZE, Slot, random_ssrc
 
 if TYPE_CHECKING:
     from .conference import Conference
@@ -74,6 +74,8 @@ class Endpoint:
         # SSRCs whose packets are forwarded (primary streams; RTX and extra simulcast layers are not)
         self.forwarded: dict[int, Source] = {}
         self.stream_stats: dict[int, StreamStats] = {}
+        # recent packets of each video source, kept once per sender (not per receiver) for NACKs
+        self.video_cache: dict[int, list[tuple[int, bytes] | None]] = {}
         self.audio_level_ext: int | None = None
         self.audio_slots: list[Slot] = []
         self.video_slots: list[Slot] = []
@@ -115,8 +117,13 @@ class Endpoint:
             elif g.semantics == "SIM" and len(g.ssrcs) > 1:
                 secondary.update(g.ssrcs[1:])  # simulcast: we forward the first (lowest) layer
         self.forwarded = {ssrc: s for ssrc, s in self.sources.items() if ssrc not in secondary}
-        for ssrc in self.forwarded:
+        for ssrc, src in self.forwarded.items():
             self.stream_stats.setdefault(ssrc, StreamStats())
+            if src.kind == "video":
+                self.video_cache.setdefault(ssrc, [None] * CACHE_SIZE)
+        for ssrc in list(self.video_cache):
+            if ssrc not in self.forwarded:
+                del self.video_cache[ssrc]
         for ssrc in list(self.stream_stats):
             if ssrc not in self.forwarded:
                 del self.stream_stats[ssrc]

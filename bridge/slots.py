@@ -12,7 +12,7 @@ import random
 
 from . import rtp
 
-CACHE_SIZE = 512  # packets per video slot kept for answering NACKs (about 1.5 s at 350 pkt/s)
+CACHE_SIZE = 512  # packets per video source kept for answering NACKs (about 1.5 s at 350 pkt/s)
 
 
 def random_ssrc(taken: set[int]) -> int:
@@ -25,7 +25,7 @@ def random_ssrc(taken: set[int]) -> int:
 
 class Slot:
     __slots__ = ("kind", "index", "out_ssrc", "source", "owner", "fresh", "seq_off", "ts_off",
-                 "last_seq", "last_ts", "cache", "sent")
+                 "last_seq", "last_ts", "sent")
 
     def __init__(self, kind: str, index: int, out_ssrc: int) -> None:
         self.kind = kind
@@ -38,7 +38,6 @@ class Slot:
         self.ts_off = 0
         self.last_seq = random.getrandbits(15)
         self.last_ts = random.getrandbits(31)
-        self.cache: list[tuple[int, bytes] | None] | None = [None] * CACHE_SIZE if kind == "video" else None
         self.sent = 0
 
     @property
@@ -67,17 +66,12 @@ class Slot:
             self.last_ts = out_ts
         buf = bytearray(data)
         rtp.rewrite_rtp(buf, self.out_ssrc, out_seq, out_ts)
-        out = bytes(buf)
-        if self.cache is not None:
-            self.cache[out_seq % CACHE_SIZE] = (out_seq, out)
         self.sent += 1
-        return out
+        return bytes(buf)
 
-    def cached(self, seq: int) -> bytes | None:
-        if self.cache is None:
-            return None
-        entry = self.cache[seq % CACHE_SIZE]
-        return entry[1] if entry is not None and entry[0] == seq else None
+    def source_seq(self, out_seq: int) -> int:
+        """The sender's sequence number behind one we sent (to answer a receiver's NACK)."""
+        return (out_seq - self.seq_off) & 0xFFFF
 
     def sender_report(self, sr: bytes) -> bytes | None:
         """A sender's SR re-addressed to this slot: our SSRC, the offset RTP timestamp, no blocks."""

@@ -181,6 +181,21 @@ def _candidate_from_rtc(c: RTCIceCandidate) -> Candidate:
     )
 
 
+SOCKET_BUFFER = 2 * 1024 * 1024  # a busy bridge falls behind for a few ms; the kernel's default drops
+
+
+def _grow_buffers(protocol: Any) -> None:
+    sock = protocol.transport.get_extra_info("socket") if protocol.transport is not None else None
+    if sock is None:
+        return
+    import socket as _socket
+    for opt in (_socket.SO_RCVBUF, _socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        except OSError:
+            pass  # capped by net.core.rmem_max; the default is still usable
+
+
 class EndpointTransport:
     """ICE (controlling) + DTLS (server) + SRTP for one endpoint, BUNDLE + rtcp-mux (one
     component). ``on_rtp``/``on_rtcp`` get decrypted packets as ``bytes``, synchronously from
@@ -285,6 +300,7 @@ class EndpointTransport:
             await self._gatherer.gather()
         for protocol in self._connection._protocols:
             self._guard_protocol(protocol)
+            _grow_buffers(protocol)
         self._candidates = [_candidate_from_rtc(c) for c in self._gatherer.getLocalCandidates()]
         if not self._candidates:
             raise OSError(f"could not bind an ICE host candidate on {self.media_address}")

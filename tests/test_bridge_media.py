@@ -189,8 +189,10 @@ async def test_nack_answered_from_cache_and_unknown_ssrc_counted(bridge):
         ep_b = conf.endpoints["b"]
         slot = next(s for s in ep_b.video_slots if s.owner == "a")
         seq = slot.last_seq
-        cached = slot.cached(seq)
-        assert cached is not None
+        in_seq = slot.source_seq(seq)
+        entry = conf.endpoints["a"].video_cache[slot.source][in_seq % 512]
+        assert entry is not None and entry[0] == in_seq
+        cached = slot.rewrite(entry[1])  # what the slot sent for that sequence number
         resent = asyncio.get_running_loop().create_future()
         orig = ep_b.transport.send_rtp
 

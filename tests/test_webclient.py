@@ -315,11 +315,16 @@ async def test_errors_are_explained(tmp_path, browser):
         page = await ctx.new_page()
         await page.add_init_script(DENY_MEDIA)
         ws_routes = []
+        cut = False
 
         def keep(ws):  # pass the XMPP WebSocket through, so the test can cut it later
+            if cut:
+                asyncio.ensure_future(ws.close())  # the server is gone: new connections fail
+                return
             ws.connect_to_server()
             ws_routes.append(ws)
         await page.route_web_socket(re.compile(r".*/xmpp-websocket$"), keep)
+        await page.route("**/http-bind", lambda r: r.abort() if cut else r.continue_())
         await page.goto(f"{base}/Lonely")
         await page.wait_for_selector("#media-warning:not([hidden])", timeout=10_000)
         assert "blocked" in await page.text_content("#media-warning")
@@ -329,11 +334,17 @@ async def test_errors_are_explained(tmp_path, browser):
         await in_conference(page)
         await page.wait_for_selector('.tile.local.audio-muted.video-muted[data-name="Dave"]', timeout=5_000)
         assert await page.text_content('.tile.local .avatar') == "D"
-        # the connection drops: the page says so
+        # the connection drops and cannot be restored: the page tries for a while, then says so
         assert ws_routes
+        await page.evaluate("window.jitsiTest.conference.reconnectGiveUpMs = 3000")
+        cut = True
         await ws_routes[0].close()
+        await page.wait_for_selector('#conn-banner:not([hidden]):has-text("Reconnecting")', timeout=5_000)
+        assert await page.is_visible("#conference")  # still the meeting while trying
         await page.wait_for_selector("#ended:not([hidden])", timeout=10_000)
         assert await page.text_content("#ended-title") == "Connection lost"
+        assert await page.text_content("#rejoin") == "Try again"
+        assert await page.is_hidden("#conn-banner")
         await shot(page, "9-connection-lost")
 
         # a server that cannot be reached at all (neither WebSocket nor BOSH)
