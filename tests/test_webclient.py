@@ -514,3 +514,166 @@ async def test_https_serves_the_page_and_wss(tmp_path):
         assert s.bridge.websocket_base.startswith("wss://")
     finally:
         await s.stop()
+
+
+def cut_connection(stack: Stack, jid: str) -> None:
+    """Drop a page's XMPP connection the hard way, from the server's side (no closing handshake:
+    the browser sees its WebSocket fail as when the network goes away)."""
+    from xmpp_plugins.stanza import JID
+    session = stack.server.router.session(JID(jid))
+    assert session is not None, f"no server session for {jid}"
+    session.transport._raw.abort()
+
+
+async def test_reconnects_after_connection_loss(stack, browser):
+    """The XMPP connection drops: the page says it is reconnecting, gets back in with the same
+    name and mute state (a new nick and Jingle session) and media flows again."""
+    room = "Bumpy"
+    url = f"{base_url(stack)}/{room}"
+    alice = await open_room(browser, url, "Alice Archer", bosh_only=True)
+    bob = await open_room(browser, url, "Bob Baker")
+    await in_conference(alice)
+    await in_conference(bob)
+    await wait_video(alice, "Bob Baker")
+    await wait_video(bob, "Alice Archer")
+    await bob.click("#btn-mic")  # muted before the drop: still muted after it
+    await alice.wait_for_selector('.tile.audio-muted[data-name="Bob Baker"]', timeout=10_000)
+    old_nick = await bob.evaluate("window.jitsiTest.conference.nick")
+    sessions = await bob.evaluate("window.jitsiTest.conference.sessions")
+
+    cut_connection(stack, await bob.evaluate("window.jitsiTest.conference.xmpp.jid"))
+    await bob.wait_for_selector('#conn-banner:not([hidden]):has-text("Reconnecting")', timeout=5_000)
+    assert await bob.is_visible("#conference") and await bob.is_hidden("#ended")
+    # no media meanwhile: Alice's tile shows her initials, nobody is the dominant speaker
+    await bob.wait_for_selector('.tile:not(.video-on):not(.dominant)[data-name="Alice Archer"]', timeout=5_000)
+    await shot(bob, "13-reconnecting")
+
+    await bob.wait_for_function("() => window.jitsiTest.conference.reconnects === 1", timeout=15_000)
+    await bob.wait_for_selector('#conn-banner.ok:not([hidden]):has-text("Reconnected")', timeout=5_000)
+    await shot(bob, "14-reconnected")
+    conf = await bob.evaluate("""() => { const c = window.jitsiTest.conference;
+        return { nick: c.nick, name: c.name, audioMuted: c.audioMuted, sessions: c.sessions }; }""")
+    assert conf["nick"] != old_nick and conf["name"] == "Bob Baker" and conf["audioMuted"] is True
+    await bob.wait_for_function(f"() => window.jitsiTest.conference.sessions > {sessions}", timeout=10_000)
+    # back in the call: each sees the other's video again, Alice sees Bob (once) still muted
+    await wait_video(bob, "Alice Archer")
+    await wait_video(alice, "Bob Baker")
+    await wait_bytes_grow(bob)
+    await alice.wait_for_selector(f'.tile.audio-muted[data-nick="{conf["nick"]}"][data-name="Bob Baker"]',
+                                  timeout=10_000)
+    assert await alice.locator(".tile").count() == 2 and await bob.locator(".tile").count() == 2
+    assert await bob.locator(".tile.local").count() == 1
+    await bob.wait_for_selector("#conn-banner", state="hidden", timeout=6_000)
+
+    # Alice (over BOSH) loses her session: the server ends it; she gets back in too
+    from xmpp_plugins.stanza import JID
+    alice_jid = await alice.evaluate("window.jitsiTest.conference.xmpp.jid")
+    stack.server.router.session(JID(alice_jid)).transport.close()
+    await alice.wait_for_selector('#conn-banner:not([hidden]):has-text("Reconnecting")', timeout=5_000)
+    await alice.wait_for_function("() => window.jitsiTest.conference.reconnects === 1", timeout=15_000)
+    assert await alice.text_content("#conn-info") == "BOSH"
+    await wait_video(alice, "Bob Baker")
+    await wait_video(bob, "Alice Archer")
+    assert await alice.locator(".tile").count() == 2 and await bob.locator(".tile").count() == 2
+    assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]
+
+
+async def test_moderator_lobby_and_password_from_the_ui(stack, browser):
+    """The first participant (owner) runs the room from the Security dialog: lobby on, admit one
+    knocker and deny another, lobby off, a password for the next one, then no password."""
+    room = "Moderated"
+    url = f"{base_url(stack)}/{room}"
+    alice = await open_room(browser, url, "Alice")
+    await in_conference(alice)
+    await alice.wait_for_selector("#btn-security:not([hidden])", timeout=10_000)  # the focus made her owner
+    await alice.click("#btn-security")
+    await alice.wait_for_function("() => window.jitsiTest.conference.roomConfig !== null", timeout=5_000)
+    await alice.click("#lobby-toggle")
+    await alice.wait_for_function("""() => { const c = window.jitsiTest.conference;
+        return c.roomConfig.lobby && c.modLobby && c.modLobby.joined; }""", timeout=10_000)
+    assert await alice.is_checked("#lobby-toggle")
+    await shot(alice, "15-security-lobby-on")
+    await alice.click("#security-close")
+
+    # Bob knocks; Alice lets him in; he joins and media flows
+    bob = await open_room(browser, url, "Bob")
+    await bob.wait_for_selector("#lobby:not([hidden])", timeout=10_000)
+    knock = '#knock-list li[data-name="{}"]'
+    await alice.wait_for_selector(knock.format("Bob"), timeout=10_000)
+    await shot(alice, "16-bob-knocking")
+    await alice.click(knock.format("Bob") + ' button:text-is("Admit")')
+    await in_conference(bob)
+    await alice.wait_for_selector("#knocking", state="hidden", timeout=5_000)
+    await wait_video(alice, "Bob")
+    await wait_video(bob, "Alice")
+
+    # Carol knocks and is turned away
+    carol = await open_room(browser, url, "Carol")
+    await carol.wait_for_selector("#lobby:not([hidden])", timeout=10_000)
+    await alice.wait_for_selector(knock.format("Carol"), timeout=10_000)
+    await alice.click(knock.format("Carol") + ' button:text-is("Deny")')
+    await carol.wait_for_selector("#ended:not([hidden])", timeout=10_000)
+    assert await carol.text_content("#ended-title") == "The moderator declined your request"
+    await shot(carol, "17-denied")
+    await alice.wait_for_selector("#knocking", state="hidden", timeout=5_000)
+    assert await alice.locator('.tile[data-name="Carol"]').count() == 0
+
+    # lobby off, a password on
+    await alice.click("#btn-security")
+    await alice.click("#lobby-toggle")
+    await alice.wait_for_function("""() => { const c = window.jitsiTest.conference;
+        return !c.roomConfig.lobby && !c.modLobby; }""", timeout=10_000)
+    await alice.fill("#room-password-input", "s3cret")
+    await alice.click("#room-password-set")
+    await alice.wait_for_selector('#room-password-state:has-text("s3cret")', timeout=10_000)
+    assert not await alice.is_checked("#lobby-toggle")
+    await shot(alice, "18-security-password")
+    await alice.press("#room-password-input", "Escape")
+    await alice.wait_for_selector("#security-dialog", state="hidden", timeout=5_000)
+
+    dave = await open_room(browser, url, "Dave")
+    await dave.wait_for_selector("#password-box:not([hidden])", timeout=10_000)
+    await dave.fill("#password-input", "wrong")
+    await dave.click("#join")
+    await dave.wait_for_function(
+        "() => document.getElementById('password-label').textContent.startsWith('Wrong')", timeout=10_000)
+    await shot(dave, "19-wrong-password")
+    await dave.fill("#password-input", "s3cret")
+    await dave.click("#join")
+    await in_conference(dave)
+    await alice.wait_for_selector('.tile[data-name="Dave"]', timeout=10_000)
+
+    # the password goes again
+    await alice.click("#btn-security")
+    await alice.click("#room-password-remove")
+    await alice.wait_for_selector('#room-password-state:has-text("No password")', timeout=10_000)
+    muc = next(p for p in stack.server.plugins if p.name == "muc")
+    cfg = muc.service.rooms[room.lower()].config
+    assert cfg.password == "" and not cfg.members_only and not cfg.lobby
+    for page in (alice, bob, carol, dave):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+async def test_python_participant_and_browser(stack, browser):
+    """A Python participant (aiortc: tone and test pattern) and a browser page in one call:
+    each decodes the other's media."""
+    from jitsi_py.participant import Participant, TestPatternTrack, ToneTrack
+    room = "Mixed"
+    page = await open_room(browser, f"{base_url(stack)}/{room}", "Wendy Web")
+    await in_conference(page)
+    host, port = stack.server.c2s_address
+    py = Participant(host, port, room, cafile=str(stack.cert_path), nick="pybot", display_name="Py Bot",
+                     audio=ToneTrack(), video=TestPatternTrack())
+    await py.join()
+    try:
+        await wait_video(page, "Py Bot")
+        await wait_bytes_grow(page)
+        page_nick = await page.evaluate("window.jitsiTest.conference.nick")
+        await py.wait_frames(page_nick, "video", timeout=20)
+        await py.wait_frames(page_nick, "audio", timeout=20)
+        assert py.occupants.get(page_nick) == "Wendy Web"
+        await shot(page, "20-python-participant")
+    finally:
+        await py.leave()
+    await page.wait_for_selector('.tile[data-name="Py Bot"]', state="detached", timeout=10_000)
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -15,6 +15,10 @@
 //   lobby {room}                  waiting in the lobby
 //   password {}                   the room needs a (different) password
 //   ended {reason, message}       kicked, room-full, connection-lost, unreachable, left, ...
+//   reconnecting {attempt, delayMs, reason}  the XMPP connection dropped: trying again (backoff)
+//   reconnected {}                back in the room after a reconnect
+//   room-config {config}          (owners) the room's lobby and password settings
+//   knockers {list}               (owners) people waiting in the lobby: [{nick, name, jid}]
 
 import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
 import { XmppClient, XmppError } from './xmpp.js';
@@ -69,7 +73,19 @@ export class Conference extends EventTarget {
     this._jingleQueue = Promise.resolve();
     this._presenceTimer = null;
     this.role = '';
+    this.affiliation = '';
     this.sessions = 0; // Jingle sessions so far (a new one follows when the bridge moves)
+    // reconnecting after an unexpected loss of the XMPP connection
+    this.reconnecting = false;
+    this.reconnects = 0; // successful reconnects so far
+    this.reconnectGiveUpMs = 120000; // stop trying (and show "Connection lost") after this long
+    this.reconnectMaxDelayMs = 30000;
+    this._oldJids = new Set(); // our own earlier sessions: their ghosts in the room are not others
+    this._staleNicks = null; // participants from before a reconnect not (yet) seen again
+    // owners: the room's settings and the lobby they watch
+    this.roomConfig = null; // {lobby, membersOnly, password}
+    this.modLobby = null; // {jid, joined} the lobby room we sit in as its moderator
+    this.knockers = new Map(); // lobby nick -> {nick, name, jid}
   }
 
   get occupantJid() { return `${this.roomJid}/${this.nick}`; }
@@ -81,8 +97,7 @@ export class Conference extends EventTarget {
   // ---- joining ---------------------------------------------------------------------------
   async join() {
     this.status('Connecting to the server…');
-    const xmpp = this.xmpp = new XmppClient({ websocketUrl: this.config.websocketUrl, boshUrl: this.config.boshUrl,
-      domain: this.config.domain });
+    const xmpp = this._newXmpp();
     try {
       await xmpp.connect({ preferBosh: this.preferBosh });
     } catch (e) {
@@ -90,18 +105,146 @@ export class Conference extends EventTarget {
         : 'The server cannot be reached. Check your connection and try again.');
       return;
     }
-    xmpp.addEventListener('presence', (ev) => this._onPresence(ev.detail));
-    xmpp.addEventListener('message', (ev) => this._onMessage(ev.detail));
-    xmpp.addEventListener('disconnected', (ev) => {
-      if (!ev.detail.expected && !this.leaving) {
-        this._end('connection-lost', 'The connection to the server was lost.');
-      }
-    });
-    xmpp.iqHandlers.push((iq) => this._onIq(iq));
+    if (this.ended) {
+      xmpp.disconnect();
+      return;
+    }
     this.status('Asking the conference service to set up the room…');
     await this._askFocus();
-    if (this.ended) return;
+    if (this.ended || xmpp !== this.xmpp || !xmpp.connected) return; // lost meanwhile: reconnecting
     await this._joinRoom();
+  }
+
+  /** Try to reconnect now rather than after the current backoff delay (the browser is online again). */
+  reconnectNow() {
+    if (this._wakeReconnect) this._wakeReconnect();
+  }
+
+  /** A new XMPP client (the old one, if any, is dropped); its events reach us while it is current. */
+  _newXmpp() {
+    const old = this.xmpp;
+    if (old) {
+      if (old.jid) this._oldJids.add(old.jid);
+      old.disconnect();
+    }
+    const xmpp = this.xmpp = new XmppClient({ websocketUrl: this.config.websocketUrl, boshUrl: this.config.boshUrl,
+      domain: this.config.domain });
+    xmpp.addEventListener('presence', (ev) => { if (xmpp === this.xmpp) this._onPresence(ev.detail); });
+    xmpp.addEventListener('message', (ev) => { if (xmpp === this.xmpp) this._onMessage(ev.detail); });
+    xmpp.addEventListener('disconnected', (ev) => {
+      if (xmpp !== this.xmpp || ev.detail.expected || this.leaving || this.ended) return;
+      this._connectionLost(ev.detail.reason);
+    });
+    xmpp.iqHandlers.push((iq) => (xmpp === this.xmpp ? this._onIq(iq) : false));
+    return xmpp;
+  }
+
+  // ---- reconnecting --------------------------------------------------------------------------
+  /**
+   * The connection dropped: keep the page as it is, try again with backoff (1, 2, 4 ... s, at most
+   * reconnectMaxDelayMs), and once through sign in again, ask the focus, rejoin the room with the
+   * same name and mute state (a new nick) and take the new Jingle session the focus sends.
+   * After reconnectGiveUpMs without success the conference ends ("connection-lost").
+   */
+  _connectionLost(reason) {
+    console.warn('XMPP connection lost:', reason);
+    if (this._joinWaiter) {
+      const w = this._joinWaiter;
+      this._joinWaiter = null;
+      w.resolve(false);
+    }
+    const wasInRoom = this.joined;
+    this._closeMedia(); // while still "joined": the page redraws the tiles without video
+    this.joined = false;
+    this._leftModLobby();
+    if (wasInRoom || this._staleNicks) {
+      this._staleNicks = new Set([...this.participants.keys(), ...(this._staleNicks || [])]);
+    }
+    if (this.dominant) {
+      this.dominant = null;
+      this.emit('dominant', { nick: null });
+    }
+    if (this.role || this.affiliation) {
+      // a new session is a new (anonymous) user: the room decides our role afresh
+      this.role = '';
+      this.affiliation = '';
+      this.roomConfig = null;
+      this.emit('role', { role: '', affiliation: '' });
+    }
+    if (this.reconnecting) {
+      this._wakeReconnect?.(); // a reconnect that dropped again: the loop goes on
+      return;
+    }
+    this._reconnectLoop(reason);
+  }
+
+  async _reconnectLoop(reason) {
+    this.reconnecting = true;
+    const started = Date.now();
+    let delay = 1000;
+    for (let attempt = 1; !this.ended; attempt += 1) {
+      this.emit('reconnecting', { attempt, delayMs: delay, reason });
+      this.status(`Connection lost. Reconnecting (attempt ${attempt})…`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this._wakeReconnect = () => { clearTimeout(timer); resolve(); };
+      });
+      this._wakeReconnect = null;
+      if (this.ended) return;
+      if (await this._rejoin()) {
+        this.reconnecting = false;
+        this.reconnects += 1;
+        return;
+      }
+      if (this.ended) return;
+      if (Date.now() - started + delay >= this.reconnectGiveUpMs) {
+        this.reconnecting = false;
+        this._end('connection-lost', 'The connection to the server was lost and could not be restored.');
+        return;
+      }
+      delay = Math.min(delay * 2, this.reconnectMaxDelayMs);
+    }
+  }
+
+  /** One reconnect attempt: true once we are in the room (or waiting in its lobby) again. */
+  async _rejoin() {
+    const xmpp = this._newXmpp();
+    try {
+      await xmpp.connect({ preferBosh: this.preferBosh });
+    } catch (e) {
+      console.warn('reconnect failed:', e.message);
+      return false;
+    }
+    if (this.ended || xmpp !== this.xmpp) {
+      xmpp.disconnect();
+      return false;
+    }
+    this.status('Reconnected to the server. Rejoining the meeting…');
+    await this._askFocus();
+    if (this.ended || xmpp !== this.xmpp || !xmpp.connected) return false;
+    if (this._lobbyRoom) {
+      // we were waiting in the lobby: knock again (the room answers with the lobby's address)
+      this._lobbyRoom = null;
+    }
+    this.nick = randomHex(8);
+    this.videoWanted = true;
+    this._rejoinPending = true;
+    const joined = await this._joinRoom();
+    return joined !== false && xmpp === this.xmpp && xmpp.connected;
+  }
+
+  /** Participants from before a reconnect that are gone now: their tiles go. */
+  _dropStale() {
+    const stale = this._staleNicks;
+    this._staleNicks = null;
+    if (!stale) return;
+    for (const nick of stale) {
+      const p = this.participants.get(nick);
+      if (p) {
+        this.participants.delete(nick);
+        this.emit('participant-left', { participant: p, kicked: false });
+      }
+    }
   }
 
   async _askFocus() {
@@ -134,51 +277,75 @@ export class Conference extends EventTarget {
     return el('presence', { xmlns: NS.CLIENT, to }, kids);
   }
 
-  _joinRoom() {
+  /**
+   * Send the join presence. Resolves true once in the room, 'lobby' or 'password' when the room
+   * sends us there, false when joining failed or the connection dropped meanwhile.
+   */
+  _joinRoom(done = null) {
     this.status('Joining the room…');
     return new Promise((resolve) => {
+      const finish = done || resolve;
       const timer = setTimeout(() => {
         if (this._joinWaiter && this._joinWaiter.timer === timer) {
           this._joinWaiter = null;
+          finish(false);
           this._end('join-failed', 'The room did not answer. Try again in a moment.');
         }
       }, 20000);
-      this._joinWaiter = { resolve: (v) => { clearTimeout(timer); resolve(v); }, timer };
+      this._joinWaiter = { resolve: (v) => { clearTimeout(timer); finish(v); }, finish, timer };
       this.xmpp.send(this._presence(true));
     });
   }
 
   _joinFailed(pres) {
     const err = stanzaError(pres) || { condition: 'undefined-condition', text: '' };
-    if (this._joinWaiter) clearTimeout(this._joinWaiter.timer);
+    const w = this._joinWaiter;
     this._joinWaiter = null;
+    if (w) clearTimeout(w.timer);
+    const settle = (v) => { if (w) w.finish(v); };
     switch (err.condition) {
       case 'not-authorized':
+        settle('password');
         this.emit('password', { retry: !!this.password });
         break;
       case 'service-unavailable':
+        settle(false);
         this._end('room-full', 'Nobody else can join right now. Try again later.');
         break;
       case 'registration-required': {
         const lobby = childText(err.element, NS.JITMEET, 'lobbyroom');
-        if (lobby) this._enterLobby(lobby.trim());
-        else this._end('members-only', 'This room is for members only.');
+        if (lobby) {
+          settle('lobby');
+          this._enterLobby(lobby.trim());
+        } else {
+          settle(false);
+          this._end('members-only', 'This room is for members only.');
+        }
         break;
       }
       case 'forbidden':
+        settle(false);
         this._end('banned', 'You are not allowed in this room.');
         break;
       case 'conflict':
         this.nick = randomHex(8);
-        this._joinRoom();
+        this._joinRoom(w ? w.finish : null);
         break;
       case 'item-not-found':
         // a room being set up is locked until its owner (the focus) has configured it
         this._joinRetries = (this._joinRetries || 0) + 1;
-        if (this._joinRetries <= 5) setTimeout(() => { if (!this.ended) this._joinRoom(); }, 1000);
-        else this._end('not-found', 'The room is not available yet. Try again in a moment.');
+        if (this._joinRetries <= 5) {
+          setTimeout(() => {
+            if (!this.ended && this.xmpp && this.xmpp.connected) this._joinRoom(w ? w.finish : null);
+            else settle(false);
+          }, 1000);
+        } else {
+          settle(false);
+          this._end('not-found', 'The room is not available yet. Try again in a moment.');
+        }
         break;
       default:
+        settle(false);
         this._end('join-failed', `Could not join the room (${err.condition}${err.text ? ': ' + err.text : ''}).`);
     }
   }
@@ -216,8 +383,12 @@ export class Conference extends EventTarget {
     if (this._lobbyRoom && room === this._lobbyRoom) {
       if (type === 'error') this._end('lobby', 'The lobby could not be joined.');
       else if (type === 'unavailable' && nick === this.nick) {
-        if (codes.includes('307') || codes.includes('301')) this._end('lobby-denied', 'A moderator did not let you in.');
+        if (codes.includes('307') || codes.includes('301')) this._end('lobby-denied', 'You were not let into this meeting.');
       }
+      return;
+    }
+    if (this.modLobby && room === this.modLobby.jid) {
+      this._onModLobbyPresence(pres, nick, type, codes, x);
       return;
     }
     if (room !== this.roomJid) return;
@@ -247,23 +418,33 @@ export class Conference extends EventTarget {
     if (self) {
       const selfItem = child(x, NS.MUC_USER, 'item');
       const role = selfItem ? selfItem.getAttribute('role') || '' : '';
-      if (role && role !== this.role) {
-        this.role = role;
-        this.emit('role', { role });
-      }
+      const affiliation = selfItem ? selfItem.getAttribute('affiliation') || '' : '';
+      const changed = (role && role !== this.role) || (affiliation && affiliation !== this.affiliation);
+      if (role) this.role = role;
+      if (affiliation) this.affiliation = affiliation;
       if (this._joinWaiter) {
         const w = this._joinWaiter;
         this._joinWaiter = null;
         this.joined = true;
         this.status('');
-        this.emit('joined', { nick: this.nick });
+        const rejoined = !!this._rejoinPending;
+        this._rejoinPending = false;
+        this._dropStale();
+        this.emit('joined', { nick: this.nick, rejoined });
         w.resolve(true);
+        if (rejoined) this.emit('reconnected', {});
+      }
+      if (changed) {
+        this.emit('role', { role: this.role, affiliation: this.affiliation });
+        if (this.isOwner) this.refreshRoomConfig();
       }
       return;
     }
     const item = child(x, NS.MUC_USER, 'item');
     const realJid = item ? item.getAttribute('jid') || '' : '';
     if (nick === 'focus' || realJid.startsWith(`focus@auth.${this.config.domain}`)) return;
+    if (realJid && this._oldJids.has(realJid)) return; // ourselves before a reconnect, on the way out
+    if (this._staleNicks) this._staleNicks.delete(nick);
     let p = this.participants.get(nick);
     if (!p) {
       p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid };
@@ -287,10 +468,14 @@ export class Conference extends EventTarget {
     const access = child(msg, NS.JITMEET, 'lobby-access');
     if (access && this._lobbyRoom !== null) {
       if (access.getAttribute('granted') === 'true') this._lobbyAdmitted(access.getAttribute('room') || this.roomJid);
-      else this._end('lobby-denied', 'A moderator did not let you in.');
+      else this._end('lobby-denied', 'You were not let into this meeting.');
       return;
     }
     if (bareJid(from) !== this.roomJid) return;
+    const ux = child(msg, NS.MUC_USER, 'x');
+    if (ux && !resourceOf(from) && children(ux, NS.MUC_USER, 'status').some((st) => st.getAttribute('code') === '104')) {
+      if (this.isOwner) this.refreshRoomConfig(); // the settings changed (maybe by another owner)
+    }
     if (type === 'error') {
       const err = stanzaError(msg);
       this.emit('chat-error', { text: err ? err.condition : 'error' });
@@ -344,6 +529,142 @@ export class Conference extends EventTarget {
         el('item', { nick, role: 'none' }, reason ? [el('reason', {}, [reason])] : []),
       ]),
     ]));
+  }
+
+
+  // ---- owners: lobby, password, admitting knockers ------------------------------------------
+  get isOwner() { return this.affiliation === 'owner'; }
+
+  /** (Owners) read the room's settings (muc#owner form); joins or leaves the lobby to match. */
+  refreshRoomConfig() {
+    this._configChain = (this._configChain || Promise.resolve()).then(() => this._refreshRoomConfig())
+      .catch((e) => { console.warn('room configuration', e); return this.roomConfig; });
+    return this._configChain;
+  }
+
+  async _refreshRoomConfig() {
+    if (!this.isOwner || !this.joined || this.ended) return this.roomConfig;
+    const res = await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'get', to: this.roomJid }, [
+      el('query', { xmlns: NS.MUC_OWNER }),
+    ]));
+    const f = formFields(child(child(res, NS.MUC_OWNER, 'query'), NS.DATA_FORMS, 'x'));
+    const bool = (v) => v === '1' || v === 'true';
+    const membersOnly = bool(f['muc#roomconfig_membersonly']);
+    const cfg = {
+      membersOnly,
+      lobby: membersOnly && bool(f['muc#roomconfig_lobby']),
+      password: bool(f['muc#roomconfig_passwordprotectedroom']) ? f['muc#roomconfig_roomsecret'] || '' : '',
+    };
+    this.roomConfig = cfg;
+    if (cfg.password) this.password = cfg.password; // so that a reconnect gets back in
+    this.emit('room-config', { config: cfg });
+    await this._syncModLobby();
+    return cfg;
+  }
+
+  async _submitConfig(values) {
+    const fields = [el('field', { var: 'FORM_TYPE', type: 'hidden' }, [el('value', {}, [NS.MUC_ROOMCONFIG])])];
+    for (const [name, value] of Object.entries(values)) {
+      fields.push(el('field', { var: name }, [el('value', {}, [String(value)])]));
+    }
+    await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.roomJid }, [
+      el('query', { xmlns: NS.MUC_OWNER }, [el('x', { xmlns: NS.DATA_FORMS, type: 'submit' }, fields)]),
+    ]));
+    return this.refreshRoomConfig();
+  }
+
+  /** (Owners) the lobby on or off: a members-only room whose non-members wait in the lobby. */
+  setLobby(on) {
+    return this._submitConfig({ 'muc#roomconfig_membersonly': on ? '1' : '0', 'muc#roomconfig_lobby': on ? '1' : '0' });
+  }
+
+  /** (Owners) set the room's password ('' removes it). */
+  setRoomPassword(password) {
+    return this._submitConfig({
+      'muc#roomconfig_passwordprotectedroom': password ? '1' : '0',
+      'muc#roomconfig_roomsecret': password,
+    });
+  }
+
+  /** Sit in the lobby room while the lobby is on (owners see who knocks), leave it when off. */
+  async _syncModLobby() {
+    const want = this.isOwner && this.joined && !this.ended && this.roomConfig && this.roomConfig.lobby;
+    if (want && !this.modLobby) {
+      let jid = '';
+      try {
+        const info = await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'get', to: this.roomJid }, [
+          el('query', { xmlns: NS.DISCO_INFO }),
+        ]));
+        const form = children(child(info, NS.DISCO_INFO, 'query'), NS.DATA_FORMS, 'x')[0];
+        jid = (formFields(form)['muc#roominfo_lobbyroom'] || '').trim();
+      } catch (e) {
+        console.warn('room info', e);
+      }
+      if (!jid || this.modLobby) return;
+      this.modLobby = { jid: bareJid(jid), joined: false };
+      this.xmpp.send(this._presence(true, `${this.modLobby.jid}/${this.nick}`));
+    } else if (!want && this.modLobby) {
+      const lobby = this.modLobby;
+      this._leftModLobby();
+      if (this.xmpp && this.xmpp.connected) {
+        this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: `${lobby.jid}/${this.nick}`, type: 'unavailable' }));
+      }
+    }
+  }
+
+  _leftModLobby() {
+    this.modLobby = null;
+    if (this.knockers.size) {
+      this.knockers.clear();
+      this.emit('knockers', { list: [] });
+    }
+  }
+
+  /** Presence from the lobby room we watch as its moderator. */
+  _onModLobbyPresence(pres, nick, type, codes, x) {
+    const self = nick === this.nick || codes.includes('110');
+    if (type === 'error') {
+      if (self || !nick) {
+        console.warn('could not join the lobby room', stanzaError(pres));
+        this._leftModLobby();
+      }
+      return;
+    }
+    if (self) {
+      if (type === 'unavailable') this._leftModLobby(); // the lobby was closed (destroyed)
+      else this.modLobby.joined = true;
+      return;
+    }
+    if (type === 'unavailable') {
+      if (this.knockers.delete(nick)) this.emit('knockers', { list: [...this.knockers.values()] });
+      return;
+    }
+    const item = child(x, NS.MUC_USER, 'item');
+    const jid = item ? item.getAttribute('jid') || '' : '';
+    const role = item ? item.getAttribute('role') || '' : '';
+    if (role === 'moderator') return; // another moderator watching the lobby, not a knocker
+    const name = (childText(pres, NS.NICK, 'nick') || '').trim() || nick;
+    this.knockers.set(nick, { nick, name, jid });
+    this.emit('knockers', { list: [...this.knockers.values()] });
+  }
+
+  /** (Owners) let a knocker in: member of the main room (the lobby tells them to come in). */
+  async admit(nick) {
+    const k = this.knockers.get(nick);
+    if (!k || !k.jid) throw new XmppError('That person is no longer waiting', { condition: 'item-not-found' });
+    await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.roomJid }, [
+      el('query', { xmlns: NS.MUC_ADMIN }, [el('item', { affiliation: 'member', jid: bareJid(k.jid) })]),
+    ]));
+    if (this.knockers.delete(nick)) this.emit('knockers', { list: [...this.knockers.values()] });
+  }
+
+  /** (Owners) turn a knocker away: kicked from the lobby room. */
+  async deny(nick) {
+    if (!this.modLobby) throw new XmppError('The lobby is closed', { condition: 'item-not-found' });
+    await this.xmpp.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.modLobby.jid }, [
+      el('query', { xmlns: NS.MUC_ADMIN }, [el('item', { nick, role: 'none' }, [el('reason', {}, ['The moderator declined your request'])])]),
+    ]));
+    if (this.knockers.delete(nick)) this.emit('knockers', { list: [...this.knockers.values()] });
   }
 
   // ---- local media -------------------------------------------------------------------------
@@ -628,6 +949,9 @@ export class Conference extends EventTarget {
       if (this._lobbyRoom) {
         this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: `${this._lobbyRoom}/${this.nick}`, type: 'unavailable' }));
       }
+      if (this.modLobby) {
+        this.xmpp.send(el('presence', { xmlns: NS.CLIENT, to: `${this.modLobby.jid}/${this.nick}`, type: 'unavailable' }));
+      }
     }
     this._end('left', 'You left the meeting.');
   }
@@ -636,6 +960,8 @@ export class Conference extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     this.joined = false;
+    this.reconnecting = false;
+    if (this._wakeReconnect) this._wakeReconnect();
     this._closeMedia();
     if (this.xmpp) this.xmpp.disconnect();
     this.emit('ended', { reason, message });
@@ -655,6 +981,17 @@ export class Conference extends EventTarget {
     });
     return out;
   }
+}
+
+/** A data form's fields: {var: first value}. */
+function formFields(x) {
+  const out = {};
+  if (!x) return out;
+  for (const f of children(x, NS.DATA_FORMS, 'field')) {
+    const v = children(f, NS.DATA_FORMS, 'value')[0];
+    out[f.getAttribute('var') || ''] = v ? v.textContent : '';
+  }
+  return out;
 }
 
 function waitForIceGathering(pc, timeoutMs) {

@@ -322,6 +322,7 @@ function startConference(name, password) {
   conf.addEventListener('status', (ev) => { $('join-status').textContent = ev.detail.text; });
   conf.addEventListener('warning', (ev) => toast(ev.detail.text, 8000));
   conf.addEventListener('password', (ev) => {
+    hideBanner();
     state.pendingPassword = true;
     $('password-box').hidden = false;
     $('password-label').textContent = ev.detail.retry ? 'Wrong password, try again' : 'This meeting has a password';
@@ -330,7 +331,10 @@ function startConference(name, password) {
     show('prejoin');
     $('password-input').focus();
   });
-  conf.addEventListener('lobby', () => show('lobby'));
+  conf.addEventListener('lobby', () => {
+    hideBanner();
+    show('lobby');
+  });
   conf.addEventListener('lobby-admitted', () => show('prejoin'));
   conf.addEventListener('joined', onJoined);
   conf.addEventListener('participant', (ev) => {
@@ -374,16 +378,23 @@ function startConference(name, password) {
     if (video && !state.videoMuted) toggleCam();
     toast(`This meeting starts everyone ${audio && video ? 'muted with video off' : audio ? 'muted' : 'with video off'}. Unmute when you are ready.`, 6000);
   });
-  conf.addEventListener('role', () => renderPeople());
+  conf.addEventListener('role', () => {
+    renderPeople();
+    renderToolbar();
+  });
+  conf.addEventListener('reconnecting', (ev) => onReconnecting(ev.detail));
+  conf.addEventListener('reconnected', onReconnected);
+  conf.addEventListener('room-config', () => renderSecurity());
+  conf.addEventListener('knockers', (ev) => renderKnockers(ev.detail.list));
   conf.addEventListener('chat', (ev) => addChat(ev.detail));
   conf.addEventListener('chat-error', (ev) => toast(`Your message could not be sent (${ev.detail.text}).`));
   conf.addEventListener('ended', (ev) => onEnded(ev.detail));
   conf.join();
 }
 
-function onJoined() {
+function onJoined(ev) {
   const conf = state.conf;
-  state.joinedAt = Date.now();
+  if (!ev.detail.rejoined) state.joinedAt = Date.now();
   show('conference');
   $('room-title').textContent = roomName;
   $('conn-info').textContent = conf.xmpp.transportName === 'bosh' ? 'BOSH' : 'WebSocket';
@@ -393,7 +404,41 @@ function onJoined() {
   renderPeople();
 }
 
+// ---- connection lost: reconnecting ------------------------------------------------------------
+let bannerTimer = null;
+function banner(text, ok) {
+  const b = $('conn-banner');
+  clearTimeout(bannerTimer);
+  b.innerHTML = ok ? '' : '<span class="spinner" aria-hidden="true"></span>';
+  b.append(text);
+  b.classList.toggle('ok', !!ok);
+  b.hidden = false;
+  document.body.dataset.connection = ok ? 'reconnected' : 'reconnecting';
+}
+
+function hideBanner() {
+  clearTimeout(bannerTimer);
+  $('conn-banner').hidden = true;
+  delete document.body.dataset.connection;
+}
+
+function onReconnecting({ attempt }) {
+  banner(attempt > 1 ? `Connection lost. Reconnecting… (attempt ${attempt})` : 'Connection lost. Reconnecting…', false);
+  $('media-info').textContent = 'Reconnecting…';
+  if (document.body.dataset.screen === 'prejoin') $('join').disabled = true;
+}
+
+function onReconnected() {
+  banner('Reconnected', true);
+  bannerTimer = setTimeout(hideBanner, 3000);
+  const conf = state.conf;
+  $('conn-info').textContent = conf.xmpp.transportName === 'bosh' ? 'BOSH' : 'WebSocket';
+}
+
 function onEnded({ reason, message }) {
+  hideBanner();
+  $('security-dialog').hidden = true;
+  $('knocking').hidden = true;
   for (const t of [state.micTrack, state.camTrack, state.screenTrack]) if (t) t.stop();
   state.micTrack = state.camTrack = state.screenTrack = null;
   for (const a of state.audioEls.values()) a.srcObject = null;
@@ -404,7 +449,7 @@ function onEnded({ reason, message }) {
     'room-full': 'The meeting is full',
     'connection-lost': 'Connection lost',
     unreachable: 'Cannot reach the server',
-    'lobby-denied': 'You were not let in',
+    'lobby-denied': 'The moderator declined your request',
     ended: 'The meeting has ended',
   };
   $('ended-title').textContent = titles[reason] || 'Could not join the meeting';
@@ -450,8 +495,10 @@ function renderTile(nick) {
   const key = local ? conf.nick : nick;
   const p = local ? null : conf.participants.get(nick);
   if (!local && !p) return;
-  let tile = document.querySelector(`.tile[data-nick="${CSS.escape(key)}"]`);
+  let tile = local ? document.querySelector('.tile.local')
+    : document.querySelector(`.tile:not(.local)[data-nick="${CSS.escape(key)}"]`);
   if (!tile) tile = makeTile(key, local);
+  tile.dataset.nick = key; // our own nick is new after a reconnect
   const name = local ? conf.name : p.name;
   const audioMuted = local ? state.audioMuted || !state.micTrack : p.audioMuted;
   let track;
@@ -547,6 +594,10 @@ function renderToolbar() {
   $('btn-chat').classList.toggle('active', state.panel === 'chat');
   set('btn-people', icons.people, 'People', false);
   $('btn-people').classList.toggle('active', state.panel === 'people');
+  set('btn-security', icons.shield, 'Security', false);
+  $('btn-security').hidden = !(state.conf && state.conf.isOwner);
+  $('btn-security').classList.toggle('active', !$('security-dialog').hidden);
+  if (!(state.conf && state.conf.isOwner)) $('security-dialog').hidden = true;
   set('btn-leave', icons.leave, 'Leave', false);
   const unread = $('unread');
   unread.hidden = !state.unread;
@@ -645,6 +696,146 @@ function renderPeople() {
   layoutGrid();
 }
 
+// ---- moderators: security dialog and the lobby -------------------------------------------------
+function openSecurity() {
+  const dlg = $('security-dialog');
+  if (!dlg.hidden) {
+    closeSecurity();
+    return;
+  }
+  dlg.hidden = false;
+  $('security-error').hidden = true;
+  renderSecurity();
+  renderToolbar();
+  if (state.conf) state.conf.refreshRoomConfig();
+  $('lobby-toggle').focus();
+}
+
+function closeSecurity() {
+  $('security-dialog').hidden = true;
+  renderToolbar();
+  $('btn-security').focus();
+}
+
+function renderSecurity() {
+  const conf = state.conf;
+  const cfg = conf && conf.roomConfig;
+  const busy = !cfg || state.securityBusy;
+  $('lobby-toggle').checked = !!(cfg && cfg.lobby);
+  $('lobby-toggle').disabled = busy;
+  const stateText = $('room-password-state');
+  stateText.textContent = '';
+  if (cfg && cfg.password) {
+    const v = document.createElement('span');
+    v.className = 'password-value';
+    v.textContent = cfg.password;
+    stateText.append('The meeting has a password: ', v);
+  } else {
+    stateText.textContent = cfg ? 'No password: anyone with the link can join.' : 'Loading…';
+  }
+  $('room-password-remove').hidden = !(cfg && cfg.password);
+  $('room-password-remove').disabled = busy;
+  $('room-password-set').textContent = cfg && cfg.password ? 'Change' : 'Set';
+  $('room-password-set').disabled = busy;
+}
+
+async function securityAction(what, fn) {
+  state.securityBusy = true;
+  $('security-error').hidden = true;
+  renderSecurity();
+  try {
+    await fn();
+  } catch (e) {
+    $('security-error').textContent = `Could not ${what} (${e.condition || e.message}).`;
+    $('security-error').hidden = false;
+  }
+  state.securityBusy = false;
+  renderSecurity();
+}
+
+function renderKnockers(list) {
+  const conf = state.conf;
+  const box = $('knocking');
+  const ul = $('knock-list');
+  const before = new Set([...ul.children].map((li) => li.dataset.nick));
+  ul.innerHTML = '';
+  for (const k of list) {
+    const li = document.createElement('li');
+    li.dataset.nick = k.nick;
+    li.dataset.name = k.name;
+    const av = document.createElement('span');
+    av.className = 'avatar small';
+    av.textContent = initials(k.name);
+    av.style.background = colorFor(k.name);
+    const nm = document.createElement('span');
+    nm.className = 'person-name';
+    nm.textContent = k.name;
+    const admit = document.createElement('button');
+    admit.type = 'button';
+    admit.className = 'mini primary';
+    admit.textContent = 'Admit';
+    admit.title = `Let ${k.name} in`;
+    admit.addEventListener('click', () => {
+      admit.disabled = deny.disabled = true;
+      conf.admit(k.nick).catch((e) => {
+        admit.disabled = deny.disabled = false;
+        toast(`Could not let ${k.name} in (${e.condition || e.message}).`);
+      });
+    });
+    const deny = document.createElement('button');
+    deny.type = 'button';
+    deny.className = 'mini danger';
+    deny.textContent = 'Deny';
+    deny.title = `Turn ${k.name} away`;
+    deny.addEventListener('click', () => {
+      admit.disabled = deny.disabled = true;
+      conf.deny(k.nick).catch((e) => {
+        admit.disabled = deny.disabled = false;
+        toast(`Could not turn ${k.name} away (${e.condition || e.message}).`);
+      });
+    });
+    li.append(av, nm, admit, deny);
+    ul.appendChild(li);
+    if (!before.has(k.nick)) toast(`${k.name} is waiting in the lobby`);
+  }
+  $('knocking-title').textContent = list.length > 1 ? `Waiting in the lobby (${list.length})` : 'Waiting in the lobby';
+  box.hidden = list.length === 0;
+}
+
+function wireSecurityUi() {
+  $('security-close').innerHTML = icons.close;
+  $('btn-security').addEventListener('click', openSecurity);
+  $('security-close').addEventListener('click', closeSecurity);
+  $('security-dialog').addEventListener('click', (ev) => { if (ev.target === $('security-dialog')) closeSecurity(); });
+  $('security-dialog').addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeSecurity(); });
+  $('lobby-toggle').addEventListener('change', (ev) => {
+    const on = ev.target.checked;
+    securityAction(on ? 'turn the lobby on' : 'turn the lobby off', async () => {
+      await state.conf.setLobby(on);
+      toast(on ? 'The lobby is on: newcomers wait until you let them in.' : 'The lobby is off.');
+    });
+  });
+  $('room-password-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const pw = $('room-password-input').value.trim();
+    if (!pw) {
+      $('room-password-input').focus();
+      return;
+    }
+    securityAction('set the password', async () => {
+      await state.conf.setRoomPassword(pw);
+      $('room-password-input').value = '';
+      toast('The meeting now has a password.');
+    });
+  });
+  $('room-password-remove').addEventListener('click', () => {
+    securityAction('remove the password', async () => {
+      await state.conf.setRoomPassword('');
+      toast('The password was removed.');
+    });
+  });
+}
+
 function wireConferenceUi() {
   $('btn-mic').addEventListener('click', toggleMic);
   $('btn-cam').addEventListener('click', toggleCam);
@@ -661,6 +852,7 @@ function wireConferenceUi() {
     input.value = '';
   });
   $('btn-leave').addEventListener('click', () => { if (state.conf) state.conf.leave(); });
+  wireSecurityUi();
   $('lobby-cancel').addEventListener('click', () => { if (state.conf) state.conf.leave(); });
   $('rejoin').addEventListener('click', () => window.location.reload());
   $('copy-link').addEventListener('click', async () => {
@@ -673,8 +865,9 @@ function wireConferenceUi() {
     }
   });
   window.addEventListener('pagehide', () => { if (state.conf && !state.conf.ended) state.conf.leave(); });
+  window.addEventListener('online', () => { if (state.conf) state.conf.reconnectNow(); });
   document.addEventListener('keydown', (ev) => {
-    if (document.body.dataset.screen !== 'conference' || ev.target.closest('input, textarea, select')) return;
+    if (document.body.dataset.screen !== 'conference' || ev.target.closest('input, textarea, select, .modal')) return;
     if (ev.key === 'm') toggleMic();
     else if (ev.key === 'v') toggleCam();
   });

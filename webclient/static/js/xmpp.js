@@ -246,6 +246,7 @@ class BoshTransport {
     if (this.closed) return;
     this._deliver(body);
     if (body.getAttribute('type') === 'terminate') {
+      this.serverEnded = true;
       this._terminated(body.getAttribute('condition') || 'terminated');
       return;
     }
@@ -259,15 +260,18 @@ class BoshTransport {
   }
 
   close() {
-    if (this.closed || !this.sid) return;
+    if (!this.sid || this.closing || this.serverEnded) return;
     this.closing = true;
     const payload = this.queue.filter((q) => typeof q === 'string').join('');
     this.queue = [];
     const text = this._body({ sid: this.sid, type: 'terminate' },
       payload + serialize(el('presence', { xmlns: NS.CLIENT, type: 'unavailable' })));
+    const wasClosed = this.closed;
     this.closed = true;
+    // also after our requests failed: if the server still has the session, it ends now rather
+    // than after its inactivity timeout (others would see us twice until then)
     fetch(this.url, { method: 'POST', body: text, keepalive: true }).catch(() => {});
-    this.onClose({ reason: 'closed', expected: true });
+    if (!wasClosed) this.onClose({ reason: 'closed', expected: true });
   }
 }
 
@@ -283,6 +287,11 @@ export class XmppClient extends EventTarget {
     this.pending = new Map();
     this.iqHandlers = [];
     this._queue = null;
+    // keepalive: a ping to the server now and then; no answer means the connection is dead even
+    // if the socket has not noticed (a network that silently went away)
+    this.keepaliveMs = 20000;
+    this.keepaliveTimeoutMs = 10000;
+    this._keepalive = null;
   }
 
   get transportName() { return this.transport ? this.transport.name : ''; }
@@ -368,6 +377,33 @@ export class XmppClient extends EventTarget {
     if (session && !child(session, NS.SESSION, 'optional')) {
       await this.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'set' }, [el('session', { xmlns: NS.SESSION })]));
     }
+    this._startKeepalive();
+  }
+
+  _startKeepalive() {
+    clearInterval(this._keepalive);
+    this._keepalive = setInterval(async () => {
+      if (!this.connected) {
+        clearInterval(this._keepalive);
+        return;
+      }
+      try {
+        await this.sendIQ(el('iq', { xmlns: NS.CLIENT, type: 'get', to: this.domain }, [el('ping', { xmlns: NS.PING })]),
+          this.keepaliveTimeoutMs);
+      } catch (e) {
+        if (e.condition === 'timeout' && this.connected) this.drop('the server stopped answering');
+      }
+    }, this.keepaliveMs);
+  }
+
+  /** Give up on the current connection as if it had dropped (a `disconnected` event follows). */
+  drop(reason = 'dropped') {
+    const t = this.transport;
+    if (t) {
+      t.onClose = () => {};
+      t.close();
+    }
+    this._onClose({ reason, expected: false });
   }
 
   _streamError(node) {
@@ -443,12 +479,13 @@ export class XmppClient extends EventTarget {
   }
 
   send(node) {
-    if (!this.transport) return;
+    if (!this.transport || !this.connected) return; // stanzas only on a bound, live session
     this.transport.send(node);
   }
 
   /** Send an IQ (id added if missing); resolves with the result, rejects with XmppError. */
   sendIQ(iq, timeoutMs = 15000) {
+    if (!this.connected) return Promise.reject(new XmppError('Not connected', { condition: 'remote-connection-failed' }));
     if (!iq.getAttribute('id')) iq.setAttribute('id', newId('iq'));
     const id = iq.getAttribute('id');
     return new Promise((resolve, reject) => {
@@ -464,6 +501,7 @@ export class XmppClient extends EventTarget {
   _onClose(info) {
     const wasConnected = this.connected;
     this.connected = false;
+    clearInterval(this._keepalive);
     if (this._queue) this._queue.fail(new XmppError(`Connection closed (${info.reason || info.code || ''})`,
       { condition: 'remote-connection-failed' }));
     for (const p of this.pending.values()) {
@@ -482,7 +520,13 @@ export class XmppClient extends EventTarget {
     if (!this.transport) return;
     const t = this.transport;
     this.connected = false;
+    clearInterval(this._keepalive);
     t.onClose = () => {};
     t.close();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new XmppError('Disconnected', { condition: 'remote-connection-failed' }));
+    }
+    this.pending.clear();
   }
 }
