@@ -180,11 +180,15 @@ def parse_answer(sdp: str, owner: str = "") -> Answer:
 
 
 def default_media() -> list[Media]:
-    """The codecs our participants and bridge use: opus and VP8 (+RTX), Jitsi's payload types."""
+    """What the focus offers: opus and VP8 with Jitsi's payload types; the audio level (the
+    bridge drops silence and picks speakers by it) and abs-send-time extensions. No RTX (the
+    bridge answers NACKs from its own cache) and no transport-cc until the bridge sends its
+    feedback: a sender that negotiates it would wait for feedback instead of using REMB."""
     audio = Media("audio", [PayloadType(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"})],
                   [])
     video = Media("video", [PayloadType(100, "VP8", 90000, 1, {},
                                         [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")])], [])
     from .model import HeaderExtension
     audio.header_extensions.append(HeaderExtension(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
+    video.header_extensions.append(HeaderExtension(3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"))
     return [audio, video]
