@@ -136,6 +136,11 @@ class Bridge:
                                on_rtp=lambda data, ep=ep: conf.on_rtp(ep, data),
                                on_rtcp=lambda data, ep=ep: conf.on_rtcp(ep, data),
                                certificate=self.certificate())
+        if ep_req.sctp and hasattr(ep.transport, "enable_sctp"):
+            from .channel import data_channel  # channel.py imports this module
+            from .transport import SCTP_PORT
+            ep.sctp_port = SCTP_PORT
+            ep.transport.enable_sctp(lambda channel, ep=ep: data_channel(ep, channel), SCTP_PORT)
         await ep.transport.gather()
         conf.add(ep)
         return ep
@@ -146,9 +151,23 @@ class Bridge:
         if self.websocket_base:
             t.websocket_url = (f"{self.websocket_base}/colibri-ws/{self.id}/{conf.meeting_id}/{ep.id}"
                                f"?pwd={ep.ws_password}")
-        return colibri2.Endpoint(id=ep.id, transport=t, sources=ep.slot_sources())
+        if ep.sctp_port is not None:
+            t.sctp_port = ep.sctp_port
+        return colibri2.Endpoint(id=ep.id, transport=t, sources=ep.slot_sources(), sctp=ep.sctp_port is not None)
 
     def _connect(self, conf: Conference, ep: Endpoint, remote: Any) -> None:
+        assert ep.transport is not None
+        if ep.transport.state != "new":
+            # a later update (trickled candidates, transport-info): only new candidates count
+            async def trickle() -> None:
+                for c in remote.candidates:
+                    try:
+                        await ep.transport.add_remote_candidate(c)  # type: ignore[union-attr]
+                    except Exception as exc:
+                        log.info("endpoint %s: candidate refused: %s", ep.id, exc)
+            asyncio.ensure_future(trickle())
+            return
+
         async def run() -> None:
             try:
                 assert ep.transport is not None

@@ -1,17 +1,24 @@
-"""The bridge channel: JSON messages between one participant and the bridge over a WebSocket.
+"""The bridge channel: JSON messages between one participant and the bridge, over a WebSocket
+or over a WebRTC data channel (SCTP over the endpoint's DTLS transport).
 
-URL: `/colibri-ws/<bridge>/<conference>/<endpoint>?pwd=<password>` as Jitsi's; the password is
-per endpoint and was given to the focus in the COLIBRI2 answer. Messages follow Jitsi's
-`colibriClass` vocabulary: we send ServerHello, DominantSpeakerEndpointChangeEvent and the
-slot maps; we relay EndpointMessage between endpoints of one conference and honour LastN /
+WebSocket URL: `/colibri-ws/<bridge>/<conference>/<endpoint>?pwd=<password>` as Jitsi's; the
+password is per endpoint and was given to the focus in the COLIBRI2 answer. Data channel: when
+the focus asked for SCTP (COLIBRI2 `<sctp/>`), the participant opens one on the association
+(Jitsi's label "JVB data channel", protocol "http://jitsi.org/protocols/colibri"; we accept any).
+
+Either way the channel is the endpoint's `channel_send` from when it opens (the one opened last
+wins, as a reconnecting client replaces its old channel) until it closes. Messages follow
+Jitsi's `colibriClass` vocabulary: we send ServerHello, DominantSpeakerEndpointChangeEvent and
+the slot maps; we relay EndpointMessage between endpoints of one conference and honour LastN /
 ReceiverVideoConstraints.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -39,15 +46,7 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30)
     await ws.prepare(request)
     sender = _sender(ws)
-    ep.channel_send = sender  # a reconnecting client replaces its old channel
-    ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
-    ep.sources_map()
-    if ep.sent_ideal_height is not None:  # what was decided before the channel opened
-        ep.send_channel({"colibriClass": "SenderVideoConstraints",
-                         "videoConstraints": {"idealHeight": ep.sent_ideal_height}})
-    if ep.conference.speaker.dominant is not None:
-        ep.send_channel({"colibriClass": "DominantSpeakerEndpointChangeEvent",
-                         "dominantSpeakerEndpoint": ep.conference.speaker.dominant})
+    channel_opened(ep, sender)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -61,9 +60,58 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
                 continue
             handle_message(ep, data)
     finally:
-        if ep.channel_send is sender:
-            ep.channel_send = None
+        channel_closed(ep, sender)
     return ws
+
+
+def channel_opened(ep: "Endpoint", send: Callable[[str], Any]) -> None:
+    """`send` is now the endpoint's bridge channel (replacing any other): greet it and tell it
+    what was decided before it opened."""
+    ep.channel_send = send
+    ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
+    ep.sources_map()
+    if ep.sent_ideal_height is not None:
+        ep.send_channel({"colibriClass": "SenderVideoConstraints",
+                         "videoConstraints": {"idealHeight": ep.sent_ideal_height}})
+    if ep.conference.speaker.dominant is not None:
+        ep.send_channel({"colibriClass": "DominantSpeakerEndpointChangeEvent",
+                         "dominantSpeakerEndpoint": ep.conference.speaker.dominant})
+
+
+def channel_closed(ep: "Endpoint", send: Callable[[str], Any]) -> None:
+    if ep.channel_send is send:  # unless a newer channel took over
+        ep.channel_send = None
+
+
+def data_channel(ep: "Endpoint", channel: Any) -> None:
+    """An (open) aiortc ``RTCDataChannel`` the participant opened over SCTP becomes its bridge
+    channel. Called from aiortc's receive loop, like the handlers below: they must not raise."""
+    if ep.expired:
+        channel.close()
+        return
+    sender = _DataChannelSender(channel)
+
+    def on_message(message: str | bytes) -> None:
+        try:
+            if isinstance(message, bytes):
+                message = message.decode("utf-8", "replace")
+            if len(message) > MAX_MESSAGE:
+                return
+            try:
+                data = json.loads(message)
+            except ValueError:
+                sender(json.dumps({"colibriClass": "Error", "message": "not JSON"}))
+                return
+            if isinstance(data, dict):
+                handle_message(ep, data)
+        except Exception:
+            log.exception("bridge channel message from %s failed", ep.id)
+
+    channel.on("message", on_message)
+    channel.on("close", lambda: channel_closed(ep, sender))
+    log.debug("endpoint %s opened data channel %r (%s)", ep.id, channel.label, channel.protocol)
+    if channel.readyState == "open":
+        channel_opened(ep, sender)
 
 
 class _sender:
@@ -74,7 +122,6 @@ class _sender:
         self.pending = 0
 
     def __call__(self, text: str) -> None:
-        import asyncio
         if self.ws.closed or self.pending > 256:  # a receiver that stopped reading loses messages
             return
         self.pending += 1
@@ -85,6 +132,21 @@ class _sender:
         self.pending -= 1
         if not task.cancelled():
             task.exception()  # a closed socket: nothing to do
+
+
+class _DataChannelSender:
+    """A callable that queues text on one data channel (aiortc's send() only queues)."""
+
+    MAX_BUFFERED = 1024 * 1024  # a receiver that stopped reading loses messages
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def __call__(self, text: str) -> None:
+        channel = self.channel
+        if channel.readyState != "open" or channel.bufferedAmount > self.MAX_BUFFERED:
+            return
+        channel.send(text)
 
 
 def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:

@@ -81,7 +81,8 @@ class Endpoint:
         self.video_slots: list[Slot] = []
         self.slot_by_out: dict[int, Slot] = {}
         self.last_n: int = -1  # what the receiver asked for (-1: as many as we have slots)
-        self.channel_send: Callable[[str], Any] | None = None
+        self.channel_send: Callable[[str], Any] | None = None  # the bridge channel (WebSocket or SCTP)
+        self.sctp_port: int | None = None  # set when the focus asked for a data channel (COLIBRI2 <sctp/>)
         self.expired = False
         self.packets_dropped = 0
         self.sent_ideal_height: int | None = None  # last SenderVideoConstraints we sent

@@ -24,6 +24,15 @@ Private aiortc/aioice names relied on (aiortc==1.16.0, aioice 0.13; checked by
   ``datagram_received`` is wrapped per instance to drop empty and off-path datagrams).
 - ``aioice.ice.get_host_addresses`` (module function, wrapped once, see
   :func:`host_addresses_override`).
+- Not called by us, but relied on for SCTP: ``RTCSctpTransport.start`` calls
+  ``RTCDtlsTransport._register_data_receiver`` before its first ``await``, and
+  ``RTCDtlsTransport.start`` only schedules its receive loop (``__run``) as a task.
+
+SCTP (WebRTC data channels, RFC 8831/8832) uses aiortc's public ``RTCSctpTransport`` on our DTLS
+transport, started the way ``RTCPeerConnection`` starts it: in the same task, right after
+``RTCDtlsTransport.start`` returns, so it registers as the DTLS data receiver before the receive
+loop (scheduled by ``start`` but not yet run) can see the peer's first SCTP packet; application
+data arriving with no receiver registered is dropped by aiortc.
 
 Receive path: aioice ``StunProtocol.datagram_received`` -> ``Connection`` queue ->
 ``RTCDtlsTransport._recv_next`` (demux DTLS / SRTP / SRTCP, unprotect; garbage that fails to
@@ -57,6 +66,7 @@ from aiortc.rtcicetransport import (
     RTCIceParameters,
     RTCIceTransport,
 )
+from aiortc.rtcsctptransport import RTCSctpTransport
 
 from xmpp_plugins.conference.model import Candidate, Fingerprint, IceTransport
 
@@ -66,6 +76,8 @@ __all__ = ["EndpointTransport", "shared_certificate", "host_addresses_override"]
 
 #: Default limit for :meth:`EndpointTransport.start` (ICE + DTLS), seconds.
 START_TIMEOUT = 15.0
+#: SCTP port of WebRTC data channels, ours and the peer's (a=sctp-port, Jingle sctpmap).
+SCTP_PORT = 5000
 
 # ---------------------------------------------------------------------------------------------
 # Host addresses for ICE gathering
@@ -248,6 +260,10 @@ class EndpointTransport:
         self._peer: tuple[str, int] | None = None
         # Source filter for non-STUN datagrams, set once ICE selected a pair (never cleared).
         self._source: tuple[str, int] | None = None
+        # SCTP association over DTLS, if enable_sctp() was called; created once DTLS connects.
+        self._on_datachannel: Callable[[Any], None] | None = None
+        self._sctp_port = SCTP_PORT
+        self.sctp: RTCSctpTransport | None = None
 
         # Liveness from authenticated STUN requests: wrap the instance's check_incoming, which
         # aioice calls only after USERNAME + MESSAGE-INTEGRITY were verified.
@@ -331,6 +347,38 @@ class EndpointTransport:
 
         protocol.datagram_received = datagram_received
 
+    def enable_sctp(self, on_datachannel: Callable[[Any], None], port: int = SCTP_PORT) -> None:
+        """Run an SCTP association (WebRTC data channels) over DTLS once it is connected, with
+        ``port`` as both local and remote SCTP port. Each channel the peer opens (DCEP) is passed
+        to ``on_datachannel`` (an aiortc ``RTCDataChannel``, already open). Call before
+        :meth:`start`."""
+        self._on_datachannel = on_datachannel
+        self._sctp_port = port
+
+    async def _start_sctp(self) -> None:
+        """Called by ``_connect`` straight after ``RTCDtlsTransport.start`` (see module doc)."""
+        assert self._on_datachannel is not None
+        sctp = RTCSctpTransport(self._dtls, self._sctp_port)
+        sctp.on("datachannel", self._datachannel)
+        self.sctp = sctp
+        try:
+            # registers the data receiver before its first await, then sends our INIT
+            await sctp.start(None, self._sctp_port)
+        except Exception as exc:  # media works without it; the channel falls back to the WebSocket
+            logger.warning("endpoint transport %s: SCTP start failed: %s", self.media_address, exc)
+        if self._stopping and self.sctp is None:
+            # stop() ran while we sent INIT, and start() then armed the INIT timer again
+            with contextlib.suppress(Exception):
+                await sctp.stop()
+
+    def _datachannel(self, channel: Any) -> None:
+        # runs inside aiortc's DTLS receive loop: an exception here would end the session
+        try:
+            if self._on_datachannel is not None and not self._stopping:
+                self._on_datachannel(channel)
+        except Exception:
+            logger.exception("on_datachannel callback failed")
+
     def local_description(self) -> IceTransport:
         params = self._gatherer.getLocalParameters()
         fingerprints = [
@@ -399,6 +447,7 @@ class EndpointTransport:
             raise ConnectionError("ICE completed without a selected pair")
         self._source = pair.remote_addr
         await self._dtls.start(dtls_params)
+        # nothing below may await before _start_sctp() registered the SCTP receiver
         if self._dtls.state != "connected":
             raise ConnectionError(f"DTLS {self._dtls.state}")
         if self._state != "connecting":
@@ -408,6 +457,10 @@ class EndpointTransport:
         # checks all succeed): follow it rather than fail
         if not self.refresh_pair():
             raise ConnectionError("ICE pair lost during DTLS handshake")
+        if self._on_datachannel is not None:
+            await self._start_sctp()
+            if self._state != "connecting":
+                raise ConnectionError("transport closed while SCTP started")
         self._set_state("connected")
 
     def refresh_pair(self) -> bool:
@@ -474,6 +527,12 @@ class EndpointTransport:
             return
         self._stopping = True
         self._set_state("closed")
+        sctp, self.sctp = self.sctp, None
+        if sctp is not None:
+            try:
+                await sctp.stop()  # ABORT to the peer while DTLS still runs; stops its timers
+            except Exception:
+                logger.debug("SCTP stop failed", exc_info=True)
         try:
             await self._dtls.stop()
         except Exception:  # close_notify is best effort

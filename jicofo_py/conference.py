@@ -10,6 +10,7 @@ can be rebuilt from the room and the bridge, so a restarted focus just rejoins.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import uuid
@@ -143,7 +144,8 @@ class Conference:
         create_conf = not self.created_on_bridge
         res = await self._colibri(colibri2.ConferenceModify(
             meeting_id=self.meeting_id, name=self.room, create=create_conf,
-            endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media)]))
+            endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media,
+                                         sctp=self.focus.sctp)]))
         assert res is not None
         if create_conf:
             self.created_on_bridge = True
@@ -169,6 +171,9 @@ class Conference:
             p.state = "ended"
 
     def _offer_contents(self, transport: IceTransport, slots: list[Source], exclude: str) -> list[Content]:
+        """Audio and video, then (if the bridge gave an SCTP port) the data channel's content,
+        all on the bridge's one transport; only the data content's carries the sctpmap."""
+        media_transport = dataclasses.replace(transport, sctp_port=None)
         contents = []
         for media in self.media:
             # what this participant will receive: its slots; plus, for clients that list
@@ -179,7 +184,9 @@ class Conference:
                 if other.nick != exclude:
                     sources += [Source(s.ssrc, s.kind, owner=self.owner_jid(other.nick), name=s.name,
                                        msid="", cname=s.cname) for s in other.sources if s.kind == media.kind]
-            contents.append(Content(media.kind, media.kind, media, sources, [], "both", transport))
+            contents.append(Content(media.kind, media.kind, media, sources, [], "both", media_transport))
+        if transport.sctp_port is not None:
+            contents.append(Content("data", "application", transport=transport))
         return contents
 
     # ---- Jingle from participants -------------------------------------------------------------

@@ -52,6 +52,9 @@ class Focus:
         self.min_participants = min_participants
         self.colibri_timeout = colibri_timeout
         self.start_muted = start_muted
+        # ask bridges for an SCTP data channel per endpoint (the participant's bridge channel;
+        # the bridge's colibri-ws stays offered too)
+        self.sctp = True
         self.selector = BridgeSelector()
         self.selector.on_removed.append(self._bridge_removed)
         self.conferences: dict[str, Conference] = {}

@@ -239,3 +239,162 @@ async def test_sender_constraints_follow_last_n():
         for p in peers:
             await p.close()
         await b.stop()
+
+
+# ---- the bridge channel over SCTP ------------------------------------------------------------
+COLIBRI_PROTOCOL = "http://jitsi.org/protocols/colibri"
+
+
+class DataPeer(Peer):
+    """A peer whose offer has the data content; it opens the bridge channel as a data channel."""
+
+    def __init__(self, bridge: Bridge, meeting_id: str, ep_id: str, answer_data: bool = True) -> None:
+        super().__init__(bridge, meeting_id, ep_id)
+        self.answer_data = answer_data  # False: like our browser client, which leaves it out
+        self.messages: list[dict] = []  # received on the data channel, not yet taken by next()
+        self.arrived = asyncio.Event()
+        self.dc = None
+
+    async def join(self) -> None:
+        import json
+
+        media = default_media()
+        res = await self.bridge.handle(colibri2.ConferenceModify(
+            meeting_id=self.meeting_id, name=f"{self.meeting_id}@conference.localhost", create=True,
+            endpoints=[colibri2.Endpoint(id=self.id, create=True, media=media, sctp=True)]))
+        mine = res.endpoints[0]
+        assert mine.sctp and mine.transport.sctp_port == 5000
+        self.transport = mine.transport
+        contents = [Content("audio", "audio", media[0], [s for s in mine.sources if s.kind == "audio"]),
+                    Content("video", "video", media[1], [s for s in mine.sources if s.kind == "video"])]
+        if self.answer_data:
+            contents.append(Content("data", "application", transport=mine.transport))
+        offer = build_offer(contents, mine.transport)
+        assert ("m=application 9 UDP/DTLS/SCTP webrtc-datachannel" in offer) == self.answer_data
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        connected = asyncio.get_running_loop().create_future()
+        self.pc.on("connectionstatechange", lambda: self.pc.connectionState == "connected"
+                   and not connected.done() and connected.set_result(True))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        answer = parse_answer(self.pc.localDescription.sdp, owner=self.id)
+        await self.bridge.handle(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[
+            colibri2.Endpoint(id=self.id, transport=answer.transport, media=media)]))
+        await asyncio.wait_for(connected, 15)
+        if not self.answer_data:
+            return
+        dc = self.pc.createDataChannel("JVB data channel", protocol=COLIBRI_PROTOCOL)
+        opened = asyncio.get_running_loop().create_future()
+        dc.on("open", lambda: opened.done() or opened.set_result(True))
+        dc.on("message", lambda m: (self.messages.append(json.loads(m)), self.arrived.set()))
+        await asyncio.wait_for(opened, 10)
+        self.dc = dc
+
+    async def next(self, cls: str, timeout: float = 10.0) -> dict:
+        """The first message of class `cls` not taken yet (others stay for later calls)."""
+        async def find() -> dict:
+            while True:
+                for m in self.messages:
+                    if m.get("colibriClass") == cls:
+                        self.messages.remove(m)
+                        return m
+                self.arrived.clear()
+                await self.arrived.wait()
+        return await asyncio.wait_for(find(), timeout)
+
+
+@pytest.fixture
+async def bridge_http(bridge):
+    """The bridge with its HTTP face (colibri-ws) on an ephemeral port."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bridge.http_api import setup_bridge_http
+
+    app = web.Application()
+    setup_bridge_http(app, bridge)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    bridge.websocket_base = str(server.make_url("")).replace("http://", "ws://")
+    yield bridge
+    await server.close()
+
+
+async def test_bridge_channel_over_sctp_and_websocket(bridge_http):
+    """Two peers open the bridge channel as a data channel, a third (no data content in its
+    answer, like the browser client) uses colibri-ws; endpoint messages cross between them."""
+    import json
+
+    import aiohttp
+
+    bridge = bridge_http
+    a, b = DataPeer(bridge, "dc", "a"), DataPeer(bridge, "dc", "b")
+    c = DataPeer(bridge, "dc", "c", answer_data=False)
+    try:
+        for p in (a, b, c):
+            await p.join()
+        conf = bridge.conferences["dc"]
+        assert all(ep.transport.sctp is not None for ep in conf.endpoints.values())
+        for p in (a, b):
+            assert (await p.next("ServerHello"))["version"]
+            vmap = await p.next("VideoSourcesMap")
+            assert [m["slot"] for m in vmap["mappedSources"]] == [0, 1]
+            await p.next("AudioSourcesMap")
+        assert a.dc.protocol == COLIBRI_PROTOCOL
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(c.transport.websocket_url)
+
+            async def ws_next(cls: str) -> dict:
+                while True:
+                    msg = await ws.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+                    data = json.loads(msg.data)
+                    if data.get("colibriClass") == cls:
+                        return data
+
+            await asyncio.wait_for(ws_next("ServerHello"), 10)
+            # SCTP -> SCTP and SCTP -> WebSocket, to everyone
+            a.dc.send(json.dumps({"colibriClass": "EndpointMessage", "to": "", "msgPayload": {"n": 1}}))
+            got_b = await b.next("EndpointMessage")
+            got_c = await asyncio.wait_for(ws_next("EndpointMessage"), 10)
+            for got in (got_b, got_c):
+                assert got["from"] == "a" and got["msgPayload"] == {"n": 1}
+            # WebSocket -> SCTP, to one
+            await ws.send_str(json.dumps({"colibriClass": "EndpointMessage", "to": "a", "msgPayload": "hi"}))
+            got_a = await a.next("EndpointMessage")
+            assert got_a["from"] == "c" and got_a["msgPayload"] == "hi"
+            assert not [m for m in b.messages if m.get("colibriClass") == "EndpointMessage"]
+            # garbage on the data channel gets an error, the channel stays usable
+            a.dc.send("{not json")
+            assert (await a.next("Error"))["message"] == "not JSON"
+            await ws.close()
+        # expiring an endpoint ends its SCTP association: the peer's data channel closes
+        closed = asyncio.get_running_loop().create_future()
+        b.dc.on("close", lambda: closed.done() or closed.set_result(True))
+        ep_b = conf.endpoints["b"]
+        await bridge.handle(colibri2.ConferenceModify(meeting_id="dc", endpoints=[
+            colibri2.Endpoint(id="b", expire=True)]))
+        assert ep_b.transport.sctp is None and ep_b.channel_send is None
+        await asyncio.wait_for(closed, 10)
+    finally:
+        for p in (a, b, c):
+            await p.close()
+
+
+async def test_a_second_transport_update_adds_candidates_and_keeps_the_endpoint(bridge):
+    """Trickled candidates arrive as another COLIBRI2 update with a transport: the endpoint
+    must keep its running session (it used to fail start() twice and be expired)."""
+    from xmpp_plugins.conference.model import Candidate, IceTransport
+    a, b = Peer(bridge, "tr", "a"), Peer(bridge, "tr", "b")
+    try:
+        await a.join()
+        await b.join()
+        await b.frames("video", 2, n_tracks=1)
+        ep_a = bridge.conferences["tr"].endpoints["a"]
+        extra = IceTransport(ufrag="", pwd="", candidates=[Candidate("9", 1, "udp", 1, "127.0.0.1", 9, "host")])
+        await bridge.handle(colibri2.ConferenceModify(meeting_id="tr", endpoints=[
+            colibri2.Endpoint(id="a", transport=extra)]))
+        await b.frames("video", 3, n_tracks=1)  # media keeps flowing from a
+        assert bridge.conferences["tr"].endpoints.get("a") is ep_a and ep_a.transport.state == "connected"
+    finally:
+        await a.close()
+        await b.close()

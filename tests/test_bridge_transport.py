@@ -294,6 +294,20 @@ def test_private_aiortc_names_exist():
     assert "get_host_addresses(" in inspect.getsource(aioice.Connection.gather_candidates)
     assert callable(aioice.ice.get_host_addresses)
 
+    # SCTP (bridge channel over a data channel): EndpointTransport._start_sctp runs in the task
+    # that awaited RTCDtlsTransport.start, which must only have scheduled the receive loop; and
+    # RTCSctpTransport.start must become the DTLS data receiver before it first awaits, or the
+    # peer's first SCTP packet can be dropped (aiortc drops application data with no receiver).
+    from aiortc.rtcsctptransport import RTCSctpTransport
+    src = inspect.getsource(RTCDtlsTransport.start)
+    assert "self._task = asyncio.ensure_future(self.__run())" in src
+    assert src.rindex("ensure_future(self.__run())") > src.rindex("await ")
+    src = inspect.getsource(RTCSctpTransport.start)
+    assert "self.__transport._register_data_receiver(self)" in src
+    assert src.index("_register_data_receiver(self)") < src.index("await ")
+    assert "elif data and self._data_receiver:" in inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "self.transport._role" in inspect.getsource(RTCSctpTransport.is_server.fget)
+
 
 async def test_start_fails_on_fingerprint_mismatch():
     transport = EndpointTransport("127.0.0.1", lambda d: None, lambda d: None)

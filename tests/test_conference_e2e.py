@@ -193,3 +193,45 @@ async def test_last_n_and_nobody_uploads_unwatched_video(tmp_path):
         for p in ps:
             await p.leave()
         await s.stop()
+
+
+async def test_bridge_channel_is_a_data_channel_with_websocket_fallback(stack, monkeypatch):
+    """Participants open the bridge channel as an SCTP data channel over the media transport:
+    slot maps, dominant speaker and endpoint messages arrive on it. A participant whose data
+    channel does not open (here: the bridge runs no SCTP for it) falls back to colibri-ws, and
+    messages cross between the two kinds of channel."""
+    from bridge.transport import EndpointTransport
+    from jitsi_py.participant import client
+
+    a, b = participant(stack, "datachan", "dan00001"), participant(stack, "datachan", "eve00002")
+    c = participant(stack, "datachan", "fay00003")
+    try:
+        await asyncio.gather(a.join(), b.join())
+        conf = next(iter(stack.bridge.conferences.values()))
+        for p, other in ((a, b), (b, a)):
+            assert await p.wait_channel(10) == "sctp"
+            assert p._ws is None  # the WebSocket was never needed
+            assert type(conf.endpoints[p.nick].channel_send).__name__ == "_DataChannelSender"
+            # slot maps and the dominant speaker came over it
+            await p._until(lambda p=p, other=other: other.nick in p.slot_owner.values()
+                           and p.dominant_speaker in (a.nick, b.nick), 15, "slot map and dominant speaker")
+        await a.send_endpoint_message(b.nick, {"hello": "eve"})
+        got = await asyncio.wait_for(b.endpoint_messages.get(), 10)
+        assert got["from"] == a.nick and got["msgPayload"] == {"hello": "eve"}
+
+        # the third one's data channel never opens: after DATA_CHANNEL_TIMEOUT it uses colibri-ws
+        monkeypatch.setattr(EndpointTransport, "enable_sctp", lambda self, *args, **kwargs: None)
+        monkeypatch.setattr(client, "DATA_CHANNEL_TIMEOUT", 1.0)
+        await c.join()
+        assert await c.wait_channel(10) == "websocket"
+        assert stack.bridge.endpoint(conf.meeting_id, c.nick).transport.sctp is None
+        await a.send_endpoint_message("", "to all")
+        for p in (b, c):
+            got = await asyncio.wait_for(p.endpoint_messages.get(), 10)
+            assert got["from"] == a.nick and got["msgPayload"] == "to all"
+        await c.send_endpoint_message(a.nick, "from the websocket")
+        got = await asyncio.wait_for(a.endpoint_messages.get(), 10)
+        assert got["from"] == c.nick and got["msgPayload"] == "from the websocket"
+    finally:
+        for p in (a, b, c):
+            await p.leave()

@@ -80,7 +80,7 @@ def fake_accept(ja: jingle.JingleAction, occupant: str, ssrc_base: int) -> jingl
     transport = IceTransport(ufrag="abcd", pwd="p" * 24, fingerprints=[Fingerprint("sha-256", "AA:BB", "active")],
                              candidates=[Candidate("1", 1, "udp", 2130706431, "127.0.0.1", 9, "host")])
     contents = [Content(c.name, c.kind, c.media, [Source(ssrc_base + i, c.kind, msid=f"s{ssrc_base} t{i}", cname="x")],
-                        [], "both", transport) for i, c in enumerate(ja.contents)]
+                        [], "both", transport) for i, c in enumerate(ja.contents) if c.kind in ("audio", "video")]
     return jingle.JingleAction(action="session-accept", sid=ja.sid, responder=occupant, contents=contents,
                                bundle=[c.name for c in contents], bridge_session=ja.bridge_session)
 
@@ -107,7 +107,12 @@ async def test_offer_accept_source_add_remove_and_bad_jingle(stack, clients):
     assert len(slots) == stack.cfg.bridge.last_n and all(s.owner == "jvb" for s in slots)
     assert video.transport.fingerprints[0].setup == "actpass"
     assert "/colibri-ws/jvb1/" in video.transport.websocket_url
-    assert offer_a.bundle == ["audio", "video"] and offer_a.bridge_session
+    assert offer_a.bundle == ["audio", "video", "data"] and offer_a.bridge_session
+    # the data channel's content: no description, the same transport with the bridge's SCTP port
+    data = next(c for c in offer_a.contents if c.name == "data")
+    assert data.kind == "application" and data.media is None and not data.sources
+    assert data.transport.sctp_port == 5000 and data.transport.ufrag == video.transport.ufrag
+    assert video.transport.sctp_port is None
     # a accepts; b hears about a's sources, owned by a's occupant JID
     await a.send(room, fake_accept(offer_a, f"{room}/aaaa1111", 1000))
     _, added = await b.next("source-add")

@@ -172,6 +172,42 @@ async def test_session_accept_from_an_aiortc_answer_round_trips():
         assert t.websocket_url is None
 
 
+async def test_data_content_round_trips_into_sdp_and_session_accept():
+    """The focus's data content (no description, the bridge transport with an sctpmap) survives
+    Jingle XML, becomes the offer's m=application section, and is accepted with our transport."""
+    import dataclasses
+
+    ja = initiate()
+    bridge_transport = dataclasses.replace(ja.contents[0].transport, websocket_url=None, sctp_port=5000)
+    ja.contents.append(Content("data", "application", transport=bridge_transport))
+    ja.bundle.append("data")
+    wire = etree.tostring(jingle.jingle_element(ja))
+    assert b"urn:xmpp:jingle:transports:dtls-sctp:1" in wire
+    ja = jingle.parse_jingle(etree.fromstring(wire))
+    data = next(c for c in ja.contents if c.name == "data")
+    assert data.kind == "application" and data.media is None and data.transport.sctp_port == 5000
+    plan = plan_offer(ja, own_nick="alice")
+    assert plan.data is not None and [c.name for c in plan.contents] == ["audio", "video"]
+    assert "data" not in plan.mid_slot
+    assert "a=group:BUNDLE audio audio1 video video1 video2 data" in plan.sdp
+    assert "m=application 9 UDP/DTLS/SCTP webrtc-datachannel" in plan.sdp and "a=sctp-port:5000" in plan.sdp
+    pc = new_pc()
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(plan.sdp, "offer"))
+        pc.addTrack(ToneTrack())
+        await pc.setLocalDescription(await pc.createAnswer())
+        sdp = pc.localDescription.sdp
+        assert "m=application" in sdp and pc.sctp is not None
+        accept = session_accept(ja, plan.contents, sdp, f"{ROOM}/alice", "alice", plan.data)
+        back = jingle.parse_jingle(etree.fromstring(etree.tostring(jingle.jingle_element(accept))))
+    finally:
+        await pc.close()
+    assert back.bundle == ["audio", "video", "data"]
+    data = next(c for c in back.contents if c.name == "data")
+    assert data.kind == "application" and not data.sources and data.transport.sctp_port == 5000
+    assert data.transport.ufrag == next(c for c in back.contents if c.name == "audio").transport.ufrag
+
+
 def test_offers_without_media_or_transport_are_refused():
     ja = initiate()
     no_media = JingleAction("session-initiate", "s2", contents=[Content("data", "application",

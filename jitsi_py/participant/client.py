@@ -9,8 +9,10 @@ It joins the way a browser does with our focus (see docs and the module docstrin
 3. answers the focus's Jingle `session-initiate` (the bridge's transport and this participant's
    receive *slots*) with an SDP offer/answer through aiortc and a `session-accept` carrying the
    participant's own sources and transport;
-4. opens the bridge channel (a WebSocket) to learn who fills each slot, who is the dominant
-   speaker, and to exchange endpoint messages;
+4. opens the bridge channel to learn who fills each slot, who is the dominant speaker, and to
+   exchange endpoint messages: a WebRTC data channel over the media transport when the offer has
+   a data content (as Jitsi clients do), else, or if that does not open within
+   `DATA_CHANNEL_TIMEOUT`, the bridge's WebSocket (colibri-ws);
 5. keeps track of the other participants' sources (`source-add` / `source-remove`), and takes a
    new `session-initiate` after a `session-terminate` when the focus moves it to another bridge.
 
@@ -21,6 +23,7 @@ and `record()`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -33,7 +36,7 @@ from typing import Any, Callable
 
 import aiohttp
 import slixmpp
-from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection,
+from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection,
                     RTCSessionDescription)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lxml import etree
@@ -62,6 +65,10 @@ STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # conference IQ errors worth waiting out: the focus is starting, or busy joining the room
 RETRY_CONDITIONS = {"service-unavailable", "remote-server-not-found", "recipient-unavailable",
                     "remote-server-timeout", "internal-server-error", "resource-constraint", "item-not-found"}
+# the bridge channel over SCTP, named as Jitsi's clients name it
+DATA_CHANNEL_LABEL = "JVB data channel"
+DATA_CHANNEL_PROTOCOL = "http://jitsi.org/protocols/colibri"
+DATA_CHANNEL_TIMEOUT = 5.0  # s from a connected media session to an open data channel, else colibri-ws
 HANDLED_ACTIONS = {"session-initiate", "session-terminate", "source-add", "addsource", "source-remove",
                    "removesource", "transport-info", "session-info"}
 
@@ -97,6 +104,7 @@ class OfferPlan:
     mid_slot: dict[str, tuple[str, int]]  # m-section mid -> (kind, slot index)
     ssrc_slot: dict[tuple[str, int], int]  # (kind, slot ssrc) -> slot index
     others: dict[str, list[Source]]  # other participants' sources the focus listed (by nick)
+    data: Content | None = None  # the offered data channel content (SCTP over the same transport)
 
 
 def plan_offer(ja: JingleAction, own_nick: str = "") -> OfferPlan:
@@ -110,7 +118,12 @@ def plan_offer(ja: JingleAction, own_nick: str = "") -> OfferPlan:
         raise StanzaError("bad-request", "session-initiate without a transport")
     contents: list[Content] = []
     others: dict[str, list[Source]] = {}
+    data: Content | None = None
     for c in ja.contents:
+        if c.kind == "application" and data is None:
+            t = c.transport or transport
+            data = Content(c.name, "application", transport=t)
+            continue
         if c.kind not in ("audio", "video") or c.media is None:
             continue
         slots = []
@@ -132,13 +145,38 @@ def plan_offer(ja: JingleAction, own_nick: str = "") -> OfferPlan:
             mid_slot[c.name if i == 0 else f"{c.name}{i}"] = (c.kind, i)
             if i < len(remote):
                 ssrc_slot[(c.kind, remote[i].ssrc)] = i
-    return OfferPlan(contents, transport, build_offer(contents, transport), mid_slot, ssrc_slot, others)
+    sdp_transport = transport
+    if data is not None:  # build_offer takes the SCTP port from the transport
+        sdp_transport = dataclasses.replace(transport, sctp_port=(data.transport.sctp_port if data.transport
+                                                                   else None) or 5000)
+    sdp = build_offer(contents + ([data] if data is not None else []), sdp_transport)
+    return OfferPlan(contents, transport, sdp, mid_slot, ssrc_slot, others, data)
+
+
+def _answered_data(answer_sdp: str) -> int | None:
+    """The SCTP port of an answer's accepted m=application section (None: no data channel)."""
+    port: int | None = None
+    in_app = False
+    for line in answer_sdp.splitlines():
+        line = line.strip()
+        if line.startswith("m="):
+            bits = line[2:].split()
+            in_app = bits[0] == "application" and len(bits) > 1 and bits[1] != "0"
+            if in_app:
+                port = 5000
+        elif in_app and line.startswith("a=sctp-port:"):
+            try:
+                port = int(line.split(":", 1)[1])
+            except ValueError:
+                pass
+    return port
 
 
 def session_accept(offer: JingleAction, contents: list[Content], answer_sdp: str, occupant_jid: str,
-                   nick: str) -> JingleAction:
+                   nick: str, data: Content | None = None) -> JingleAction:
     """The session-accept for `offer`: per content the offered codecs, our own sources of that
-    kind (named `<nick>-a0` / `<nick>-v0`, owned by our occupant JID) and the answer's transport."""
+    kind (named `<nick>-a0` / `<nick>-v0`, owned by our occupant JID) and the answer's transport;
+    plus the data content (`data`, the offered one) if the answer accepted it."""
     answer = parse_answer(answer_sdp, owner=occupant_jid)
     out = []
     for c in contents:
@@ -150,6 +188,10 @@ def session_accept(offer: JingleAction, contents: list[Content], answer_sdp: str
         assert c.media is not None
         media = Media(c.kind, list(c.media.payload_types), list(c.media.header_extensions))
         out.append(Content(c.name, c.kind, media, mine, groups, "both", answer.transport))
+    sctp_port = _answered_data(answer_sdp) if data is not None else None
+    if data is not None and sctp_port is not None:
+        out.append(Content(data.name, "application",
+                           transport=dataclasses.replace(answer.transport, sctp_port=sctp_port)))
     return JingleAction("session-accept", offer.sid, initiator=offer.initiator, responder=occupant_jid,
                         contents=out, bundle=[c.name for c in out], bridge_session=offer.bridge_session)
 
@@ -196,6 +238,7 @@ class Participant:
         self.client: slixmpp.ClientXMPP | None = None
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._dc: RTCDataChannel | None = None  # the bridge channel over SCTP, once open
         self._channel_task: asyncio.Task | None = None
         self._session_task: asyncio.Task | None = None
         self._pumps: list[asyncio.Task] = []
@@ -225,6 +268,17 @@ class Participant:
     @property
     def focus_occupant(self) -> str:
         return f"{self.room_jid}/focus"
+
+    @property
+    def channel_kind(self) -> str | None:
+        """The open bridge channel: "sctp" (data channel), "websocket" (colibri-ws) or None."""
+        dc = self._dc
+        if dc is not None and dc.readyState == "open":
+            return "sctp"
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            return "websocket"
+        return None
 
     # ---- listeners and waiting ---------------------------------------------------------------
     def add_listener(self, callback: Callable[[Event], None]) -> None:
@@ -540,8 +594,12 @@ class Participant:
         self.session = ja
         self._notify()
         self._emit(Event("session-initiate", self.nick, text=ja.sid))
-        if transport.websocket_url:
-            self._channel_task = self._spawn(self._channel(transport.websocket_url, ja.sid))
+        if self._channel_task is not None:
+            self._channel_task.cancel()
+        self._channel_task = None
+        if plan.data is not None or transport.websocket_url:
+            self._channel_task = self._spawn(self._bridge_channel(ja.sid, plan.data is not None,
+                                                                  transport.websocket_url))
         try:
             await self._send_jingle(accept)
         except ParticipantError as exc:
@@ -583,7 +641,7 @@ class Participant:
             key = self._mid_slot.get(t.mid or "")
             if key is not None and t.receiver.track is not None:
                 self._pumps.append(self._spawn(self._pump(key, t.receiver.track)))
-        return session_accept(ja, contents, pc.localDescription.sdp, self.occupant_jid, self.nick)
+        return session_accept(ja, contents, pc.localDescription.sdp, self.occupant_jid, self.nick, plan.data)
 
     async def _send_jingle(self, ja: JingleAction, quiet: bool = False, timeout: float = 15.0) -> None:
         if self.client is None or self.client.transport is None:
@@ -676,15 +734,81 @@ class Participant:
                           "a connected media session")
 
     # ---- bridge channel ----------------------------------------------------------------------
+    async def _bridge_channel(self, sid: str, sctp: bool, url: str | None) -> None:
+        """The session's bridge channel: the data channel if offered and it opens, else (and after
+        it closed while the session lasts) the WebSocket, if the bridge gave a URL."""
+        if sctp and await self._data_channel(sid) and self.sid == sid and not self._left:
+            log.info("%s: the data channel closed; using the WebSocket", self.nick)
+        if url and self.sid == sid and not self._left:
+            await self._channel(url, sid)
+
+    async def _data_channel(self, sid: str) -> bool:
+        """Open the data channel once media is connected and serve it until it closes or the
+        session ends. False if it did not open within DATA_CHANNEL_TIMEOUT."""
+        pc = self.pc
+        if pc is None:
+            return False
+
+        def gone() -> bool:
+            return self.sid != sid or self._left or self.pc is not pc
+
+        try:
+            await self._until(lambda: gone() or pc.connectionState in ("connected", "failed", "closed"), None,
+                              "a connected media session")
+            if gone() or pc.connectionState != "connected":
+                return False
+            dc = pc.createDataChannel(DATA_CHANNEL_LABEL, protocol=DATA_CHANNEL_PROTOCOL)
+            dc.on("message", lambda message: self._on_dc_message(pc, message))
+            dc.on("open", self._notify)
+            dc.on("close", self._notify)
+            try:
+                await self._until(lambda: gone() or dc.readyState != "connecting", DATA_CHANNEL_TIMEOUT,
+                                  "the data channel")
+            except TimeoutError:
+                pass
+            if gone() or dc.readyState != "open":
+                if not gone():
+                    log.info("%s: the data channel did not open in %g s; using the WebSocket", self.nick,
+                             DATA_CHANNEL_TIMEOUT)
+                    dc.close()
+                return False
+            self._dc = dc
+            self._notify()
+            log.debug("%s: bridge channel open (data channel %s)", self.nick, dc.id)
+            try:
+                await self._until(lambda: gone() or dc.readyState != "open", None, "the data channel to close")
+            finally:
+                if self._dc is dc:
+                    self._dc = None
+            return True
+        except ParticipantError:  # the participant failed; join()/leave() report it
+            return False
+
+    def _on_dc_message(self, pc: RTCPeerConnection, message: str | bytes) -> None:
+        # runs inside aiortc's receive loop: must not raise
+        if pc is not self.pc:
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            try:
+                self._on_channel(data)
+            except Exception:
+                log.exception("%s: bridge channel message failed", self.nick)
+
     async def _channel(self, url: str, sid: str) -> None:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         delay = 0.5
         while self.sid == sid and not self._left:
+            ws: aiohttp.ClientWebSocketResponse | None = None
             try:
                 ssl_arg: Any = self._ssl_context() if url.startswith("wss:") else None
                 async with self._http.ws_connect(url, heartbeat=30, ssl=ssl_arg) as ws:
                     self._ws = ws
+                    self._notify()
                     delay = 0.5
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
@@ -700,7 +824,8 @@ class Participant:
             except Exception as exc:
                 log.info("%s: bridge channel %s: %s", self.nick, url.split("?")[0], exc)
             finally:
-                self._ws = None
+                if ws is not None and self._ws is ws:  # not a newer session's
+                    self._ws = None
             if self.sid != sid or self._left:
                 break
             await asyncio.sleep(delay)
@@ -745,14 +870,21 @@ class Participant:
         elif cls == "ServerHello":
             log.debug("%s: bridge channel open (%s)", self.nick, data.get("version"))
 
+    async def wait_channel(self, timeout: float = 10.0) -> str:
+        """The kind of the open bridge channel ("sctp" or "websocket"), once there is one."""
+        return await self._until(lambda: self.channel_kind, timeout, "the bridge channel")
+
     async def send_endpoint_message(self, to: str, payload: Any) -> None:
-        """Relay `payload` through the bridge to endpoint `to` ("" for everyone)."""
-        ws = self._ws
-        if ws is None or ws.closed:
-            await self._until(lambda: self._ws is not None and not self._ws.closed, 10.0, "the bridge channel")
-            ws = self._ws
-        assert ws is not None
-        await ws.send_str(json.dumps({"colibriClass": "EndpointMessage", "to": to, "msgPayload": payload}))
+        """Relay `payload` through the bridge to endpoint `to` ("" for everyone), on the open
+        bridge channel (waiting up to 10 s for one)."""
+        text = json.dumps({"colibriClass": "EndpointMessage", "to": to, "msgPayload": payload})
+        kind = await self.wait_channel(10.0)
+        if kind == "sctp":
+            assert self._dc is not None
+            self._dc.send(text)
+        else:
+            assert self._ws is not None
+            await self._ws.send_str(text)
 
     # ---- received media ----------------------------------------------------------------------
     async def _pump(self, key: tuple[str, int], track: MediaStreamTrack) -> None:
@@ -883,6 +1015,7 @@ class Participant:
         async with self._media_lock:  # never the PeerConnection of a session set up meanwhile
             if self._ws is not None:
                 await self._ws.close()
+            self._dc = None  # closed with the PeerConnection
             await self._close_pc()
             self.slot_owner = {}
         self._notify()
