@@ -10,7 +10,7 @@ Either way the channel is the endpoint's `channel_send` from when it opens (the 
 wins, as a reconnecting client replaces its old channel) until it closes. Messages follow
 Jitsi's `colibriClass` vocabulary: we send ServerHello, DominantSpeakerEndpointChangeEvent and
 the slot maps; we relay EndpointMessage between endpoints of one conference and honour LastN /
-ReceiverVideoConstraints.
+ReceiverVideoConstraints (lastN, and max heights, which choose simulcast layers).
 """
 from __future__ import annotations
 
@@ -161,6 +161,8 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
     elif cls in ("LastNChangedEvent", "LastN"):
         _set_last_n(ep, data.get("lastN"))
     elif cls == "ReceiverVideoConstraints":
+        if ep.set_receiver_constraints(data):
+            conf.constraints_changed(ep)
         if "lastN" in data:
             _set_last_n(ep, data.get("lastN"))
     elif cls == "ClientHello":

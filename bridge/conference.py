@@ -4,6 +4,11 @@
 is rebuilt when endpoints, sources, last-N or the speaker ranking change; the per-packet path is
 then one dict lookup, a silence check for audio, and one rewrite + encrypt + send per receiver.
 A packet never goes back to its sender, nor outside its conference.
+
+Simulcast (see simulcast.py): `routes` is keyed by every layer SSRC, and a layer's entries are
+the slots whose current layer it is (the slot's `fwd`) or whose pending target it is (the slot's
+`watch`, which waits for a keyframe); a layer nobody needs has no entry, so its packets cost one
+lookup. A slot's switch, and any change of targets, re-routes just that source.
 """
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from . import rtp
+from . import rtp, simulcast
 from .endpoint import Endpoint
-from .slots import CACHE_SIZE, Slot
+from .slots import CACHE_SIZE, LayerRoute, Slot
 from .speaker import SILENCE, SpeakerDetector
 
 if TYPE_CHECKING:
@@ -22,7 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.3  # at most one keyframe request per source this often
-IDEAL_HEIGHT = 720  # what we ask of a sender someone receives (no simulcast layers yet)
+IDEAL_HEIGHT = 720  # what we ask of a sender someone receives without a lower constraint
+MEASURE_INTERVAL = 1.0  # seconds between bitrate measurements of incoming streams (and layer choices)
+KEYFRAME_RETRY = 1.0  # a layer switch still waiting for its keyframe asks again this often
 
 
 class Conference:
@@ -33,11 +40,14 @@ class Conference:
         self.focus = focus  # who created it: told when an endpoint expires
         self.endpoints: dict[str, Endpoint] = {}
         self.speaker = SpeakerDetector()
-        # sender SSRC -> [(receiver's send_rtp, slot, receiver's send_rtcp)]
-        self.routes: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
+        # sender SSRC -> [(receiver's send_rtp, slot (or a simulcast slot's LayerRoute), receiver's send_rtcp)]
+        self.routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute, Callable[[bytes], None]]]] = {}
+        # simulcast source -> [(receiver's send_rtp, slot, receiver's send_rtcp)] for every slot holding it
+        self.layered: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
         self.owner_of: dict[int, Endpoint] = {}  # sender SSRC -> endpoint
         self._last_pli: dict[int, float] = {}
         self.created = time.monotonic()
+        self._measured = self.created
         self.packets_forwarded = 0
         self.silence_dropped = 0
         self.unknown_dropped = 0
@@ -62,14 +72,14 @@ class Conference:
         ssrc = rtp.rtp_ssrc(data)
         src = sender.forwarded.get(ssrc)
         if src is None:
-            if ssrc not in sender.sources:  # RTX and upper simulcast layers are known, just not relayed
+            if ssrc not in sender.sources:  # RTX is known, just not relayed
                 self.unknown_dropped += 1
             sender.packets_dropped += 1
             return
         seq = rtp.rtp_seq(data)
         stats = sender.stream_stats.get(ssrc)
         if stats is not None:
-            stats.update(seq)
+            stats.update(seq, len(data))
         cache = sender.video_cache.get(ssrc)
         if cache is not None:
             cache[seq % CACHE_SIZE] = (seq, data)
@@ -84,7 +94,9 @@ class Conference:
         if not routes:
             return
         for send, slot, _ in routes:
-            send(slot.rewrite(data))
+            out = slot.rewrite(data)
+            if out is not None:  # a simulcast slot drops what is not (yet) its layer
+                send(out)
         self.packets_forwarded += len(routes)
 
     def on_rtcp(self, sender: Endpoint, data: bytes) -> None:
@@ -93,18 +105,32 @@ class Conference:
                 media = rtp.rtcp_media_ssrc(data, off) if fmt == 1 else self._fir_ssrc(data, off, length)
                 slot = sender.slot_by_out.get(media) if media is not None else None
                 if slot is not None and slot.source is not None:
-                    self.request_keyframe(slot.source)
+                    ssrc = self._keyframe_ssrc(slot)
+                    if ssrc is not None:
+                        self.request_keyframe(ssrc)
             elif pt == 205 and fmt == 1:  # NACK: resend from the source's cache, as the slot sent it
                 media = rtp.rtcp_media_ssrc(data, off)
                 slot = sender.slot_by_out.get(media) if media is not None else None
-                owner = self.owner_of.get(slot.source) if slot is not None and slot.source is not None else None
-                cache = owner.video_cache.get(slot.source) if owner is not None else None  # type: ignore[union-attr]
-                if cache is not None and sender.transport is not None:
+                if slot is None or slot.source is None or sender.transport is None:
+                    continue
+                # a simulcast slot resends from its current layer, as it sent it
+                ssrc = slot.layer_ssrc if slot.layers is not None else slot.source
+                owner = self.owner_of.get(ssrc) if ssrc is not None else None
+                cache = owner.video_cache.get(ssrc) if owner is not None and ssrc is not None else None
+                if cache is not None:
+                    rewrite = slot.rewrite_layer if slot.layers is not None else slot.rewrite
                     for seq in rtp.parse_nack(data, off, length):
-                        in_seq = slot.source_seq(seq)  # type: ignore[union-attr]
+                        in_seq = slot.source_seq(seq)
                         entry = cache[in_seq % CACHE_SIZE]
                         if entry is not None and entry[0] == in_seq:
-                            sender.transport.send_rtp(slot.rewrite(entry[1]))  # type: ignore[union-attr]
+                            out = rewrite(entry[1])
+                            if out is not None:
+                                sender.transport.send_rtp(out)
+            elif pt == 206 and fmt == 15:  # REMB: the receiver's bandwidth estimate
+                remb = rtp.parse_remb(data, off, length)
+                if remb is not None and self.layered \
+                        and simulcast.on_remb(sender, remb[0], time.monotonic(), self.owner_of):
+                    self._allocate(sender)
             elif pt == 200:  # SR: forward it to whoever receives that stream, re-addressed
                 ssrc = int.from_bytes(data[off + 4:off + 8], "big") if off + 8 <= len(data) else None
                 for _, slot, send_rtcp in self.routes.get(ssrc, ()) if ssrc is not None else ():
@@ -117,6 +143,14 @@ class Conference:
         if length >= 20 and off + 16 <= len(data):
             return int.from_bytes(data[off + 12:off + 16], "big")
         return None
+
+    @staticmethod
+    def _keyframe_ssrc(slot: Slot) -> int | None:
+        """Whose keyframe a slot needs: its source's, or for simulcast the layer it waits for
+        (else the one it forwards)."""
+        if slot.layers is None:
+            return slot.source
+        return slot.pending or slot.layer_ssrc
 
     def request_keyframe(self, source_ssrc: int) -> None:
         owner = self.owner_of.get(source_ssrc)
@@ -132,43 +166,144 @@ class Conference:
         """A transport came up: route to it, and get it keyframes for the video it will show."""
         self.reassign()
         for slot in ep.video_slots:
-            if slot.source is not None:
-                self.request_keyframe(slot.source)
+            ssrc = self._keyframe_ssrc(slot)
+            if ssrc is not None:
+                self.request_keyframe(ssrc)
 
     # ---- decisions ---------------------------------------------------------------------------
     def reassign(self) -> None:
         """Fill every receiver's slots from the speaker ranking, keeping stable what can be."""
         order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
         ranked = sorted(self.endpoints.values(), key=lambda e: order.get(e.id, len(order)))
-        audio = [(s.ssrc, ep) for ep in ranked for s in ep.forwarded.values() if s.kind == "audio"]
-        video = [(s.ssrc, ep) for ep in ranked for s in ep.forwarded.values() if s.kind == "video"]
+        audio = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "audio"]
+        video = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "video"]
         self.owner_of = {ssrc: ep for ep in self.endpoints.values() for ssrc in ep.sources}
-        routes: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
+        routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute, Callable[[bytes], None]]]] = {}
+        layered: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
         new_video_sources: set[int] = set()
+        retargeted: list[Slot] = []  # simulcast slots whose target layer changed
+        now = time.monotonic()
         for recv in self.endpoints.values():
             if recv.transport is None:
                 continue
             changed = self._fill(recv.audio_slots, [a for a in audio if a[1] is not recv], len(recv.audio_slots))
             changed_v = self._fill(recv.video_slots, [v for v in video if v[1] is not recv], recv.wanted_video())
             send, send_rtcp = recv.transport.send_rtp, recv.transport.send_rtcp
+            for slot in recv.video_slots:
+                owner = self.owner_of.get(slot.source) if slot.source is not None else None
+                if owner is None or slot.source is None:
+                    slot.set_layers(None)
+                else:
+                    slot.set_layers(owner.simulcast.get(slot.source), owner.vp8_pts)
+                slot.on_switch = self._switched
+            simulcast.allocate(recv, self._by_rank(recv), self.owner_of, now, retargeted.append)
             for slot in recv.audio_slots + recv.video_slots:
-                if slot.source is not None:
+                if slot.source is None:
+                    continue
+                if slot.layers is None:
                     routes.setdefault(slot.source, []).append((send, slot, send_rtcp))
+                else:
+                    layered.setdefault(slot.source, []).append((send, slot, send_rtcp))
+                    self._route_layers(routes, slot, send, send_rtcp)
             for slot in changed_v:
-                if slot.source is not None:
+                if slot.source is not None and slot.layers is None:
                     new_video_sources.add(slot.source)
             if changed or changed_v:
                 recv.sources_map()
         self.routes = routes
+        self.layered = layered
         for ssrc in new_video_sources:
             self.request_keyframe(ssrc)
+        for slot in retargeted:  # a simulcast slot with a new source gets a target too
+            if slot.pending is not None:
+                self.request_keyframe(slot.pending)
         self._sender_constraints()
+
+    # ---- simulcast -----------------------------------------------------------------------------
+    @staticmethod
+    def _route_layers(routes: dict, slot: Slot, send: Callable[[bytes], None],
+                      send_rtcp: Callable[[bytes], None]) -> None:
+        layers = slot.layers
+        assert layers is not None
+        if slot.layer >= 0:
+            routes.setdefault(layers[slot.layer], []).append((send, slot.fwd, send_rtcp))
+        if slot.target >= 0 and slot.target != slot.layer:
+            routes.setdefault(layers[slot.target], []).append((send, slot.watch, send_rtcp))
+
+    def _reroute(self, source: int) -> None:
+        """Rebuild the routes of one simulcast source's layers (new lists: on_rtp may be
+        iterating over the old ones)."""
+        owner = self.owner_of.get(source)
+        layers = owner.simulcast.get(source, ()) if owner is not None else ()
+        fresh: dict[int, list] = {}
+        for send, slot, send_rtcp in self.layered.get(source, ()):
+            if slot.source == source and slot.layers is not None:
+                self._route_layers(fresh, slot, send, send_rtcp)
+        for ssrc in layers:
+            if ssrc in fresh:
+                self.routes[ssrc] = fresh[ssrc]
+            else:
+                self.routes.pop(ssrc, None)
+
+    def _switched(self, slot: Slot) -> None:
+        """A slot switched layers (at a keyframe, from on_rtp)."""
+        if slot.source is not None:
+            self._reroute(slot.source)
+
+    def _by_rank(self, recv: Endpoint) -> list[Slot]:
+        order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
+        return sorted(recv.video_slots, key=lambda s: order.get(s.owner, len(order)))
+
+    def _allocate(self, recv: Endpoint, now: float | None = None) -> None:
+        """Choose the target layers of one receiver again; re-route and ask for keyframes."""
+        changed: list[Slot] = []
+        simulcast.allocate(recv, self._by_rank(recv), self.owner_of, time.monotonic() if now is None else now,
+                           changed.append)
+        for source in {slot.source for slot in changed if slot.source is not None}:
+            self._reroute(source)
+        for slot in changed:
+            if slot.pending is not None:
+                self.request_keyframe(slot.pending)
+
+    def constraints_changed(self, recv: Endpoint) -> None:
+        """The receiver sent new ReceiverVideoConstraints."""
+        self._allocate(recv)
+        self._sender_constraints()
+
+    def measure(self, now: float | None = None) -> None:
+        """Bitrates of incoming streams over the last interval; then choose layers again (a
+        layer that stopped arriving is left, one that came back may be taken), and ask again
+        for keyframes that switches are still waiting for."""
+        now = time.monotonic() if now is None else now
+        seconds = now - self._measured
+        if seconds <= 0:
+            return
+        self._measured = now
+        for ep in self.endpoints.values():
+            for st in ep.stream_stats.values():
+                st.measure(seconds)
+        if not self.layered:
+            return  # nobody receives a simulcast source
+        for recv in self.endpoints.values():
+            if recv.transport is None:
+                continue
+            self._allocate(recv, now)
+            for slot in recv.video_slots:
+                pending = slot.pending
+                if pending is not None and now - self._last_pli.get(pending, 0.0) >= KEYFRAME_RETRY:
+                    self.request_keyframe(pending)
 
     def _sender_constraints(self) -> None:
         """Tell each sender whether anyone receives its video, so nobody uploads video in vain."""
-        wanted = {slot.owner for recv in self.endpoints.values() for slot in recv.video_slots if slot.owner}
+        wanted: dict[str, int] = {}
+        for recv in self.endpoints.values():
+            for slot in recv.video_slots:
+                if slot.owner and slot.source is not None:
+                    owner = self.owner_of.get(slot.source)
+                    h = recv.max_height(owner.sources.get(slot.source) if owner else None, slot.owner)
+                    wanted[slot.owner] = max(wanted.get(slot.owner, 0), min(h, IDEAL_HEIGHT))
         for ep in self.endpoints.values():
-            height = IDEAL_HEIGHT if ep.id in wanted else 0
+            height = wanted.get(ep.id, 0)
             if ep.sent_ideal_height != height:
                 ep.sent_ideal_height = height
                 ep.send_channel({"colibriClass": "SenderVideoConstraints",
@@ -197,7 +332,10 @@ class Conference:
         return changed
 
     def tick(self) -> None:
-        """Periodic: speaker ranking (and the layout that follows it)."""
+        """Periodic: speaker ranking (and the layout that follows it), bitrates and layers."""
+        now = time.monotonic()
+        if now - self._measured >= MEASURE_INTERVAL:
+            self.measure(now)
         before = list(self.speaker.ranking)
         if self.speaker.tick():
             dominant = self.speaker.dominant

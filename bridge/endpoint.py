@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from xmpp_plugins.conference.model import Media, Source, SourceGroup
 
 from . import rtp
-from .slots import CACHE_SIZE, Slot, random_ssrc
+from .simulcast import UNLIMITED
+from .slots import ALL_PAYLOAD_TYPES, CACHE_SIZE, Slot, random_ssrc
 
 if TYPE_CHECKING:
     from .conference import Conference
@@ -24,7 +25,8 @@ AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 class StreamStats:
     """What an RTCP receiver report needs about one incoming stream (RFC 3550 A.3), cheaply."""
 
-    __slots__ = ("received", "base_seq", "max_seq", "cycles", "expected_prior", "received_prior", "started")
+    __slots__ = ("received", "base_seq", "max_seq", "cycles", "expected_prior", "received_prior", "started",
+                 "octets", "octets_prior", "bitrate")
 
     def __init__(self) -> None:
         self.received = 0
@@ -34,8 +36,15 @@ class StreamStats:
         self.expected_prior = 0
         self.received_prior = 0
         self.started = False
+        self.octets = 0  # bytes received (whole packets), for the bitrate
+        self.octets_prior = 0
+        self.bitrate: float | None = None  # bits/s over the last measurement (None: not yet)
 
-    def update(self, seq: int) -> None:
+    def measure(self, seconds: float) -> None:
+        self.bitrate = (self.octets - self.octets_prior) * 8 / seconds
+        self.octets_prior = self.octets
+
+    def update(self, seq: int, size: int) -> None:
         if not self.started:
             self.started = True
             self.base_seq = self.max_seq = seq
@@ -46,6 +55,7 @@ class StreamStats:
                     self.cycles += 1 << 16
                 self.max_seq = seq
         self.received += 1
+        self.octets += size
 
     def report(self, ssrc: int) -> "rtp.ReportBlock":
         extended = self.cycles + self.max_seq
@@ -71,8 +81,14 @@ class Endpoint:
         self.media: list[Media] = []
         self.sources: dict[int, Source] = {}
         self.groups: list[SourceGroup] = []
-        # SSRCs whose packets are forwarded (primary streams; RTX and extra simulcast layers are not)
+        # SSRCs whose packets are forwarded: every simulcast layer, not RTX
         self.forwarded: dict[int, Source] = {}
+        # one entry per logical source (a simulcast source is its first, lowest, layer's SSRC):
+        # what fills receivers' slots
+        self.logical: dict[int, Source] = {}
+        self.layers: dict[int, tuple[int, int]] = {}  # layer SSRC -> (logical source, layer index)
+        self.simulcast: dict[int, tuple[int, ...]] = {}  # logical source -> layer SSRCs, lowest first
+        self.vp8_pts: frozenset[int] = ALL_PAYLOAD_TYPES  # video payload types that are VP8
         self.stream_stats: dict[int, StreamStats] = {}
         # recent packets of each video source, kept once per sender (not per receiver) for NACKs
         self.video_cache: dict[int, list[tuple[int, bytes] | None]] = {}
@@ -86,6 +102,12 @@ class Endpoint:
         self.expired = False
         self.packets_dropped = 0
         self.sent_ideal_height: int | None = None  # last SenderVideoConstraints we sent
+        # as a receiver: ReceiverVideoConstraints (max heights; UNLIMITED if not given) ...
+        self.default_max_height = UNLIMITED
+        self.max_heights: dict[str, int] = {}  # by source name or endpoint id
+        # ... and its bandwidth estimate (the REMB it sends us; see simulcast.py)
+        self.remb_bps: int | None = None
+        self.bwe_limited_until = 0.0
 
     # ---- set-up ----------------------------------------------------------------------------
     def make_slots(self, audio: int, video: int, taken: set[int]) -> None:
@@ -102,6 +124,10 @@ class Endpoint:
     def set_media(self, media: list[Media]) -> None:
         self.media = media
         self.audio_level_ext = None
+        vp8 = frozenset(pt.id for m in media if m.kind == "video" for pt in m.payload_types
+                        if pt.name.upper() == "VP8")
+        has_video = any(m.payload_types for m in media if m.kind == "video")
+        self.vp8_pts = vp8 if has_video else ALL_PAYLOAD_TYPES  # unknown: assume VP8
         for m in media:
             if m.kind == "audio":
                 for ext in m.header_extensions:
@@ -111,13 +137,21 @@ class Endpoint:
     def set_sources(self, sources: list[Source], groups: list[SourceGroup]) -> None:
         self.sources = {s.ssrc: s for s in sources}
         self.groups = groups
-        secondary: set[int] = set()
+        rtx: set[int] = set()
         for g in groups:
             if g.semantics == "FID" and len(g.ssrcs) > 1:
-                secondary.update(g.ssrcs[1:])  # RTX: not forwarded, NACKs are answered from our cache
-            elif g.semantics == "SIM" and len(g.ssrcs) > 1:
-                secondary.update(g.ssrcs[1:])  # simulcast: we forward the first (lowest) layer
-        self.forwarded = {ssrc: s for ssrc, s in self.sources.items() if ssrc not in secondary}
+                rtx.update(g.ssrcs[1:])  # RTX: not forwarded, NACKs are answered from our cache
+        self.forwarded = {ssrc: s for ssrc, s in self.sources.items() if ssrc not in rtx}
+        self.layers = {}
+        self.simulcast = {}
+        for g in groups:
+            layers = tuple(ssrc for ssrc in g.ssrcs if ssrc in self.forwarded)
+            if g.semantics == "SIM" and len(layers) > 1 and not any(ssrc in self.layers for ssrc in layers):
+                self.simulcast[layers[0]] = layers
+                for i, ssrc in enumerate(layers):
+                    self.layers[ssrc] = (layers[0], i)
+        self.logical = {ssrc: s for ssrc, s in self.forwarded.items()
+                        if ssrc not in self.layers or ssrc in self.simulcast}
         for ssrc, src in self.forwarded.items():
             self.stream_stats.setdefault(ssrc, StreamStats())
             if src.kind == "video":
@@ -128,6 +162,35 @@ class Endpoint:
         for ssrc in list(self.stream_stats):
             if ssrc not in self.forwarded:
                 del self.stream_stats[ssrc]
+
+    def set_receiver_constraints(self, message: dict[str, Any]) -> bool:
+        """Jitsi's ReceiverVideoConstraints: `defaultConstraints` and per-source `constraints`
+        (keyed by source name, or endpoint id as older clients do), each {"maxHeight": H}; a
+        negative height is no limit, 0 no video. A part the message leaves out is kept. True if
+        anything changed."""
+        before = (self.default_max_height, dict(self.max_heights))
+        default = message.get("defaultConstraints")
+        if isinstance(default, dict):
+            h = _height(default.get("maxHeight"))
+            if h is not None:
+                self.default_max_height = h
+        per_source = message.get("constraints")
+        if isinstance(per_source, dict):
+            self.max_heights = {}
+            for key, c in per_source.items():
+                h = _height(c.get("maxHeight")) if isinstance(c, dict) else None
+                if isinstance(key, str) and h is not None:
+                    self.max_heights[key] = h
+        return before != (self.default_max_height, self.max_heights)
+
+    def max_height(self, source: Source | None, owner: str) -> int:
+        """What this receiver wants of a source at most (pixels of height, UNLIMITED, or 0)."""
+        if self.max_heights:
+            if source is not None and source.name in self.max_heights:
+                return self.max_heights[source.name]
+            if owner in self.max_heights:
+                return self.max_heights[owner]
+        return self.default_max_height
 
     def wanted_video(self) -> int:
         n = len(self.video_slots)
@@ -150,9 +213,20 @@ class Endpoint:
             self.send_channel({"colibriClass": "AudioSourcesMap" if kind == "audio" else "VideoSourcesMap",
                                "mappedSources": mapped})
 
+    def bitrate(self, ssrc: int) -> float | None:
+        """Measured bits/s of one of our streams, None if not measured yet."""
+        st = self.stream_stats.get(ssrc)
+        return st.bitrate if st is not None else None
+
     def stats(self) -> dict[str, Any]:
         t = self.transport
         return {"id": self.id, "stats_id": self.stats_id,
                 "transport": t.state if t is not None else "none",
                 "sources": sorted(self.forwarded), "dropped": self.packets_dropped,
                 **({k: v for k, v in t.stats.items()} if t is not None else {})}
+
+
+def _height(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return UNLIMITED if value < 0 else min(int(value), UNLIMITED)
