@@ -1,0 +1,93 @@
+"""A large conference through the whole stack: 50 synthetic participants in one room.
+
+Every participant signs in, asks the focus for the room, joins it, answers the focus's Jingle
+offer and connects ICE + DTLS-SRTP with the bridge (jitsi_py.synthetic), then sends silent audio
+(two of them speak) and thumbnail video. The bridge must relay both speakers to everyone, no
+more than last-N videos to anyone, and drop the silent audio instead of relaying it.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from conftest import make_config
+from jitsi_py.stack import Stack
+from jitsi_py.synthetic import SyntheticParticipant, prepare_room
+
+N = 50
+LAST_N = 5
+SPEAKERS = (17, 34)  # in the middle of the join order: the bridge has to rank them up
+
+
+async def _until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)  # participants' counters have no event to await; poll them
+
+
+@pytest.mark.timeout(120)
+async def test_fifty_participants_two_speakers_last_n(tmp_path):
+    t_start = time.monotonic()
+    stack = Stack(make_config(server__data_dir=str(tmp_path / "data"), bridge__last_n=LAST_N,
+                              limits__anonymous_sessions_per_minute=0, limits__connections_per_ip=1000))
+    await stack.start()
+    host, port = stack.server.c2s_address
+    people: list[SyntheticParticipant] = []
+    try:
+        for i in range(N):
+            # every video packet is decrypted (video_sample=1) so each receiver knows exactly
+            # whose video it got; 10 packets/s keeps the one test process light
+            people.append(SyntheticParticipant(host, port, "big", cafile=str(stack.cert_path), nick=f"p{i:02d}",
+                                               speaking=i in SPEAKERS, video_rate=10, video_sample=1,
+                                               audio_ssrc=0x1000 + 2 * i, video_ssrc=0x1001 + 2 * i))
+        speakers = {people[i].audio_ssrc for i in SPEAKERS}
+        await prepare_room(host, port, "big", cafile=str(stack.cert_path))  # see its docstring
+        sem = asyncio.Semaphore(10)
+
+        async def join(p: SyntheticParticipant) -> None:
+            async with sem:
+                await p.join(timeout=60)
+
+        results = await asyncio.gather(*(join(p) for p in people), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert not failed, f"{len(failed)} participants did not join: {failed[:3]}"
+        conf = next(iter(stack.bridge.conferences.values()))
+        assert len(conf.endpoints) == N
+        assert all(ep.transport is not None and ep.transport.state == "connected" for ep in conf.endpoints.values())
+
+        # everyone hears both speakers (a speaker hears the other one)
+        await _until(lambda: all(p.heard(s) for p in people for s in speakers if s != p.audio_ssrc), 30,
+                     "every participant to receive both speakers")
+
+        # a measured window, once the speaker ranking has settled
+        await asyncio.sleep(1.0)
+        dropped0 = conf.silence_dropped
+        for p in people:
+            p.reset_stats()
+        await asyncio.sleep(2.5)
+        assert conf.silence_dropped - dropped0 > (N - len(SPEAKERS)) * 50 * 2 * 0.8  # ~50 packets/s each
+
+        for p in people:
+            want = speakers - {p.audio_ssrc}
+            got_audio = p.senders_of("audio")
+            assert got_audio == want, f"{p.nick} got audio from {got_audio}, expected only the speakers {want}"
+            for s in want:
+                st = p.senders[s]
+                assert st.decrypted >= 60, f"{p.nick}: only {st.decrypted} packets from speaker {s:#x}"
+                assert st.loss() < 0.05, f"{p.nick}: {st.loss():.1%} of speaker {s:#x}'s audio lost"
+            videos = p.senders_of("video")
+            assert 0 < len(videos) <= LAST_N, f"{p.nick} got video from {len(videos)} senders"
+            assert p.video_ssrc not in videos  # never our own stream back
+            assert p.decrypt_errors == 0
+        # the speakers are in everyone's last-N (ranked first by their audio level)
+        speaker_video = {people[i].video_ssrc for i in SPEAKERS}
+        for p in people:
+            assert speaker_video - {p.video_ssrc} <= p.senders_of("video"), p.nick
+    finally:
+        await asyncio.gather(*(p.leave() for p in people), return_exceptions=True)
+        await stack.stop()
+    assert time.monotonic() - t_start < 90
