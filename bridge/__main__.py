@@ -6,17 +6,14 @@ bridge channel). Give each bridge its own `bridge.id`.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import ipaddress
 import os
 import logging
-import signal
 import sys
 
 from aiohttp import web
 
-from jitsi_py.config import ConfigError, load_config
+from jitsi_py.process import is_loopback, load_from_args, until_signal
 
 
 async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
@@ -37,22 +34,15 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
     if not bridge.websocket_base:
         bridge.websocket_base = f"ws://{host}:{port}"
     domain = cfg.server.domain.lower()
-    try:
-        loopback = ipaddress.ip_address(b.xmpp_host).is_loopback
-    except ValueError:
-        loopback = b.xmpp_host == "localhost"
+    loopback = is_loopback(b.xmpp_host)
     agent = BridgeAgent(bridge, f"{b.username}@auth.{domain}/{b.id}", b.password,
                         f"jvbbrewery@internal.auth.{domain}", b.xmpp_host, b.xmpp_port,
                         cafile=cfg.tls.cert or None, starttls=not loopback)
     await agent.start()
     print(f"bridge {b.id}: HTTP http://{host}:{port}/ (health /about/health), "
           f"in jvbbrewery@internal.auth.{domain}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
         await agent.stop()
         await bridge.stop()
@@ -60,17 +50,11 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bridge", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    cfg = load_from_args("python -m bridge", __doc__, argv)
+    if isinstance(cfg, int):
+        return cfg
     if not cfg.bridge.password:
-        print(f"{args.config}: key 'bridge.password': set the bridge account's password "
+        print(f"{cfg.path}: key 'bridge.password': set the bridge account's password "
               f"(jitsi-py adduser {cfg.bridge.username}@auth.{cfg.server.domain})", file=sys.stderr)
         return 2
     logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),

@@ -6,24 +6,18 @@ MUC must list focus@auth.<domain> among its admins (our MUC does by default).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import ipaddress
 import logging
-import signal
 import sys
 
-from jitsi_py.config import ConfigError, load_config
+from jitsi_py.process import is_loopback, load_from_args, until_signal
 
 
 async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
     from .focus import Focus
 
     f = cfg.focus
-    try:
-        loopback = ipaddress.ip_address(f.xmpp_host).is_loopback
-    except ValueError:
-        loopback = f.xmpp_host == "localhost"
+    loopback = is_loopback(f.xmpp_host)
     focus = Focus(cfg.server.domain.lower(), f.password, (f.xmpp_host, f.xmpp_port),
                   (f.component_host, f.component_port), f.component_secret,
                   cafile=cfg.tls.cert or None, starttls=not loopback,
@@ -32,29 +26,19 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
                   colibri_timeout=f.colibri_timeout)
     await focus.start()
     print(f"focus: {focus.jid} serving {focus.service}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
         await focus.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m jicofo_py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    cfg = load_from_args("python -m jicofo_py", __doc__, argv)
+    if isinstance(cfg, int):
+        return cfg
     for key in ("password", "component_secret"):
         if not getattr(cfg.focus, key):
-            print(f"{args.config}: key 'focus.{key}': must be set to run the focus on its own", file=sys.stderr)
+            print(f"{cfg.path}: key 'focus.{key}': must be set to run the focus on its own", file=sys.stderr)
             return 2
     logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
