@@ -566,6 +566,7 @@ class SyntheticParticipant:
         self.rcvbuf = rcvbuf
         self.xmpp: XmppLink | None = None
         self.session: _Session | None = None
+        self._sid = ""  # the focus's current session id (from its latest session-initiate)
         self.failure: BaseException | None = None
         self.left = False
         self.in_room = False
@@ -705,16 +706,18 @@ class SyntheticParticipant:
             self.xmpp.reply_result(iq)  # acknowledge first (XEP-0166): the focus waits for it
             self.timings.setdefault("offer", time.monotonic() - self._t0)
             self.sessions += 1
+            self._sid = offer.sid  # source-adds for it may come before _accept() runs
             self._spawn(self._accept(offer))
             return
         sid = j.get("sid", "")
-        if self.session is None or sid != self.session.sid:
+        if not self._sid or sid != self._sid:
             self.xmpp.reply_error(iq, "item-not-found")
             return
         self.xmpp.reply_result(iq)
         if action in ("source-add", "source-remove", "addsource", "removesource"):
             self.source_updates += 1  # the bridge's slots carry the media; nothing to renegotiate
         elif action == "session-terminate":
+            self._sid = ""
             self._spawn(self._end_session(sid))
 
     def _spawn(self, coro: Any) -> asyncio.Task:
@@ -733,10 +736,10 @@ class SyntheticParticipant:
                 _Pacer.remove(self)
                 self.session = None
                 await old.transport.stop()
-                self._transport = ClientTransport(self.media_address, on_rtp=self._early_rtp,
-                                                  on_rtcp=self._early_rtcp)
             transport = self._transport
-            assert transport is not None
+            if transport is None or transport.state != "new":  # one transport per session
+                transport = self._transport = ClientTransport(self.media_address, on_rtp=self._early_rtp,
+                                                              on_rtcp=self._early_rtcp)
             if not transport._candidates:
                 await transport.gather()
             remote = next((c.transport for c in offer.contents if c.transport is not None), None)
