@@ -57,6 +57,7 @@ class Conference:
         self._lock = asyncio.Lock()  # serialise bridge work for one conference
         self.ended = False
         self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
+        self.in_room: asyncio.Future | None = None  # the focus's join of the room
         self.joins = 0  # how many have joined so far: the start-muted policy counts them
 
     @property

@@ -114,7 +114,7 @@ class Focus:
         # after a reconnect: rejoin the rooms we were running; after a restart we remember
         # none, so the MUC's room list tells us where people are waiting for a focus
         for conf in list(self.conferences.values()):
-            self.spawn(self._join_room(conf))
+            conf.in_room = self.spawn(self._join_room(conf))
         self.spawn(self._rejoin_active_rooms())
 
     async def _rejoin_active_rooms(self) -> None:
@@ -129,8 +129,9 @@ class Focus:
                 continue
             conf = Conference(self, room)
             self.conferences[room] = conf
+            conf.in_room = asyncio.ensure_future(self._join_room(conf))
             try:
-                await self._join_room(conf)
+                await asyncio.shield(conf.in_room)
                 log.info("focus rejoined %s", room)
             except StanzaError as exc:
                 log.info("could not rejoin %s: %s", room, exc)
@@ -173,9 +174,12 @@ class Focus:
             if conf is None:
                 conf = Conference(self, req.room)
                 self.conferences[req.room] = conf
-                await self._join_room(conf)
-            elif conf.room not in self._joined_rooms():
-                await self._join_room(conf)
+                conf.in_room = asyncio.ensure_future(self._join_room(conf))
+            elif conf.in_room is None or (conf.in_room.done() and conf.room not in self._joined_rooms()):
+                conf.in_room = asyncio.ensure_future(self._join_room(conf))
+            # answer "ready" only once the focus is really in the room (not while its join is in
+            # flight): a guest who got there first would create the room locked
+            await asyncio.shield(conf.in_room)
         except StanzaError as exc:
             self._reply(make_error(stanza, exc))
             return
