@@ -168,3 +168,30 @@ async def test_plugin_fault_is_internal_server_error_for_that_stanza_only(xmpp_s
     assert await a.plugin["xep_0199"].ping("localhost", timeout=5) is not None
     assert srv.router.session(a.boundjid) is not None
     assert etree is not None
+
+
+async def test_stream_header_right_after_tls13_handshake(xmpp_server, certificate):
+    """A TLS 1.3 client may send its new stream header with its Finished message, before the
+    server's start_tls() returns: those bytes must not be lost."""
+    import ssl
+
+    srv = await xmpp_server()
+    reader, writer = await asyncio.open_connection(*srv.c2s_address)
+    header = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+              "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+    writer.write(header.encode())
+    got = b""
+    while b"</stream:features>" not in got:
+        got += await asyncio.wait_for(reader.read(4096), 5)
+    writer.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    while b"<proceed" not in got:
+        got += await asyncio.wait_for(reader.read(4096), 5)
+    ctx = ssl.create_default_context(cafile=str(certificate[0]))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    await asyncio.wait_for(writer.start_tls(ctx, server_hostname="localhost"), 5)
+    writer.write(header.encode())  # at once, no waiting for anything
+    got = b""
+    while b"</stream:features>" not in got:
+        got += await asyncio.wait_for(reader.read(4096), 5)
+    assert b"mechanisms" in got
+    writer.close()

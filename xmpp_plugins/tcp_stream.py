@@ -54,6 +54,8 @@ class StreamProtocol(asyncio.Protocol, Transport):
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_handle: asyncio.Handle | None = None
+        self._upgrading = False
+        self._early: list[bytes] = []
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -72,7 +74,13 @@ class StreamProtocol(asyncio.Protocol, Transport):
         self.session = self._factory(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._closing or self._parser is None:
+        if self._closing:
+            return
+        if self._parser is None:
+            if self._upgrading and sum(map(len, self._early)) < self._preauth_limit:
+                # TLS 1.3 clients send their stream header right after their Finished, which can
+                # reach us before start_tls() has returned: keep it for the new parser
+                self._early.append(data)
             return
         if not self._rate.take(len(data)) and not self._unlimited():
             self._pause(self._rate.wait_time())
@@ -151,6 +159,7 @@ class StreamProtocol(asyncio.Protocol, Transport):
         self._flush()  # <proceed/> must leave in clear text before the handshake starts
         self._t.pause_reading()
         self._parser = None  # nothing more is XML until the handshake is done
+        self._upgrading = True
         self.server.track_task(asyncio.ensure_future(self._upgrade()))
 
     async def _upgrade(self) -> None:
@@ -169,6 +178,10 @@ class StreamProtocol(asyncio.Protocol, Transport):
         self._t = new  # type: ignore[assignment]
         self.secure = True
         self._parser = StreamParser(self._preauth_limit, self.server.cfg.limits.max_depth)
+        self._upgrading = False
+        early, self._early = self._early, []
+        for chunk in early:
+            self.data_received(chunk)
 
     def queued_bytes(self) -> int:
         return self._t.get_write_buffer_size() if self._t is not None else 0
