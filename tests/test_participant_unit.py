@@ -303,7 +303,10 @@ async def test_jingle_iqs_are_acknowledged_or_refused_as_xep_0166_says(alice):
                                                     reason="failed-application", reason_text="bridge moved")))
     assert last_answer(p)[:2] == ("result", None)
     assert p.sid is None and not p._ended
-    await asyncio.sleep(0.05)
+    for _ in range(100):  # the session closes in a task of its own
+        if p.pc is None:
+            break
+        await asyncio.sleep(0.01)
     await p._on_jingle_iq(jingle_iq(p, sources_action("source-add", "s1", f"{ROOM}/bob", {"audio": [5]})))
     assert last_answer(p)[:2] == ("error", "item-not-found")
 
