@@ -351,7 +351,9 @@ async def test_slot_pumps_count_frames_relay_them_and_record(alice, tmp_path):
 
         path = tmp_path / "out.mkv"
         await p.record(str(path))
-        await asyncio.sleep(1.0)
+        # record until enough media went by: counted by the pumps, as frames arrive
+        await p.wait_frames("bob", "video", 20, timeout=10)
+        await p.wait_frames("bob", "audio", 30, timeout=10)
     finally:
         await p.stop_recording()
         for t in pumps:
