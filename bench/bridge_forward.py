@@ -20,8 +20,8 @@ Two processes:
   built with ``xmpp_plugins.conference.colibri2``; ``stats``: counters). Its CPU is read from
   ``/proc/<pid>/stat``.
 - the load (this process, pinned to the other core): N participants without RTCPeerConnection.
-  Each is ``bridge.transport.EndpointTransport`` with the roles swapped (ICE controlled, DTLS
-  client, ``setup=active``), so ICE, the DTLS handshake and the SRTP keys are real. A participant
+  Each is ``jitsi_py.synthetic.ClientTransport``: the bridge's transport with the roles swapped
+  (ICE controlled, DTLS client, ``setup=active``), so ICE, the DTLS handshake and the SRTP keys are real. A participant
   announces one video source (its SSRC) and its transport in a COLIBRI2 update, like the focus
   does, then sends pre-built VP8-like RTP packets (12-byte header + 1100-byte payload), SRTP-protected
   with its own session, ``rate`` packets/s in bursts every 20 ms (7 packets at 350 pkt/s),
@@ -60,9 +60,9 @@ if ROOT not in sys.path:
 import pylibsrtp  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from bridge.transport import EndpointTransport  # noqa: E402
+from jitsi_py.synthetic import ClientTransport  # noqa: E402  (the participant side of a bridge transport)
 from xmpp_plugins.conference import colibri2  # noqa: E402
-from xmpp_plugins.conference.model import Fingerprint, IceTransport, Source  # noqa: E402
+from xmpp_plugins.conference.model import IceTransport, Source  # noqa: E402
 from xmpp_plugins.conference.sdp import default_media  # noqa: E402
 
 MEETING = "benchconf"
@@ -173,20 +173,6 @@ async def serve(args: argparse.Namespace) -> None:
 # =============================================================================================
 # The load process
 # =============================================================================================
-class ClientTransport(EndpointTransport):
-    """The participant's side: ICE controlled, DTLS client (``setup=active``)."""
-
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self._connection.ice_controlling = False
-        self._dtls._set_role("client")
-
-    def local_description(self) -> IceTransport:
-        t = super().local_description()
-        t.fingerprints = [Fingerprint(hash=f.hash, value=f.value, setup="active") for f in t.fingerprints]
-        return t
-
-
 class Participant:
     def __init__(self, ep_id: str, ssrc: int) -> None:
         self.id = ep_id
