@@ -25,13 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _xmpp_load import cpu_seconds  # noqa: E402  (bench/ is on sys.path as the script's dir)
 from jitsi_py.participant import Participant, TestPatternTrack, ToneTrack  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_stack(tmp: Path, last_n: int) -> tuple[asyncio.subprocess.Process, str, int, str]:

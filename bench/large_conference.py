@@ -53,27 +53,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from _xmpp_load import CLK_TCK, cpu_seconds, rss_mb  # noqa: E402  (bench/ is on sys.path as the script's dir)
+
 ROOM = "large"
 LAT_BUCKET_US = 10  # latency histogram resolution
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def machine_busy(cpu: int | None = None) -> float:
