@@ -89,10 +89,7 @@ class Conference:
         async with self._lock:
             if p.sources:
                 self._broadcast_sources("source-remove", p.nick, p.sources, p.groups)
-            if self.bridge is not None and p.endpoint:
-                await self._colibri(colibri2.ConferenceModify(
-                    meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]),
-                    quiet=True)
+            await self._expire_endpoint(p)
             if not self.participants and self.bridge is not None and self.created_on_bridge:
                 await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, expire=True), quiet=True)
                 self.created_on_bridge = False
@@ -266,6 +263,10 @@ class Conference:
         if p.sources:
             self._broadcast_sources("source-remove", p.nick, p.sources, p.groups)
         p.sources, p.groups, p.state, p.sid = [], [], "ended", ""
+        await self._expire_endpoint(p)
+
+    async def _expire_endpoint(self, p: Participant) -> None:
+        """Free p's endpoint on the current bridge, if it has one (a gone bridge is no error)."""
         if p.endpoint:
             await self._colibri(colibri2.ConferenceModify(
                 meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
@@ -300,10 +301,8 @@ class Conference:
                                   reason="failed-application", reason_text=why,
                                   bridge_session=self.bridge_session)
                 self.focus.spawn(self.focus.send_jingle(self.owner_jid(p.nick), ja, quiet=True))
-            if p.endpoint and self.bridge is not None:
-                await self._colibri(colibri2.ConferenceModify(
-                    meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
-            p.sid, p.state, p.endpoint = "", "new", False
+            await self._expire_endpoint(p)
+            p.sid, p.state = "", "new"
             p.sources, p.groups = [], []
         log.info("%s: re-inviting %d participants (%s)", self.room, len(who), why)
         for p in who:
