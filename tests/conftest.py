@@ -210,3 +210,15 @@ async def http_front():
     yield make
     for runner in runners:
         await runner.cleanup()
+
+
+async def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "the condition",
+                step: float = 0.02) -> None:
+    """Poll `cond` for state that changes with no event to await (counters, another task's
+    bookkeeping, a datagram delivered in a later loop iteration); fail after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(step)

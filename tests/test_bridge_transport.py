@@ -16,6 +16,8 @@ import time
 from collections import Counter
 
 import pytest
+
+from conftest import until
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.sdp import SessionDescription
@@ -159,7 +161,7 @@ async def test_echo_through_bridge_transport_to_aiortc_client():
         # An empty datagram before ICE completes (no source filter yet) is dropped too: aiortc
         # would otherwise queue it and die on data[0] in the DTLS handshake (IndexError).
         garbage.sendto(b"", ("127.0.0.1", port))
-        await _until(lambda: transport.stats["rejected"] >= 1)
+        await until(lambda: transport.stats["rejected"] >= 1, what="the empty datagram to be rejected")
         assert transport.stats["rejected"] == 1
         assert local.candidates and all(c.ip == "127.0.0.1" and c.type == "host"
                                         for c in local.candidates)
@@ -219,7 +221,7 @@ async def test_echo_through_bridge_transport_to_aiortc_client():
         for data in junk:
             client_pair.protocol.transport.sendto(data, client_pair.remote_addr)
         # stranger: all but the STUN-looking one rejected before aioice; peer's: none
-        await _until(lambda: transport.stats["rejected"] >= 1 + len(junk) - 1 + 1)
+        await until(lambda: transport.stats["rejected"] >= 1 + len(junk) - 1 + 1, what="the junk to be rejected")
         assert transport.stats["rejected"] == 1 + len(junk) - 1 + 1
 
         audio = await recv_frames(tracks["audio"], 10)
@@ -330,12 +332,3 @@ async def test_start_fails_on_fingerprint_mismatch():
     finally:
         await pc.close()
         await transport.stop()
-
-
-async def _until(cond, timeout: float = 5.0) -> None:
-    """Datagrams on loopback arrive in a later loop iteration; there is no event to await."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import make_config
+from conftest import make_config, until
 from jitsi_py.participant.client import Participant
 from jitsi_py.participant.media import TestPatternTrack, ToneTrack
 from jitsi_py.stack import Stack
@@ -105,7 +105,7 @@ http_port = 0
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert b"bridge jvb2" in line, line + await proc.stderr.read(2000)
-        await _until(lambda: len(stack.focus.selector.bridges) == 2, 15)
+        await until(lambda: len(stack.focus.selector.bridges) == 2, 15, "the second bridge in the brewery")
         rooms = {}
         for room in ("east", "west"):
             pair = [participant(stack, room, f"{room}{i}aaaa") for i in range(2)]
@@ -136,13 +136,6 @@ http_port = 0
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-
-
-async def _until(predicate, timeout: float) -> None:
-    async def loop() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)  # presence processing in another task; nothing to await on
-    await asyncio.wait_for(loop(), timeout)
 
 
 async def test_restarted_focus_rejoins_and_media_resumes(stack):

@@ -14,7 +14,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import make_config
+from conftest import make_config, until
 from jitsi_py.stack import Stack
 from xmpp_plugins.conference import focus_iq, jingle
 from xmpp_plugins.conference.model import Candidate, Content, Fingerprint, IceTransport, Source
@@ -153,17 +153,12 @@ async def test_offer_accept_source_add_remove_and_bad_jingle(stack, clients):
     a.c.plugin["xep_0045"].leave_muc(JID(room), "aaaa1111")
     _, removed = await b.next("source-remove")
     assert {s.ssrc for c in removed.contents for s in c.sources} == {1000, 1001}
-    await asyncio.wait_for(_until_gone(conf, "aaaa1111"), 10)
-
-
-async def _until_gone(conf, endpoint: str) -> None:
-    while endpoint in conf.endpoints:
-        await asyncio.sleep(0.02)  # the bridge's state has no event to await; poll it briefly
+    await until(lambda: "aaaa1111" not in conf.endpoints, 10, "the bridge to forget aaaa1111")
 
 
 async def test_conference_iq_errors(stack, clients):
     a = await guest(stack, clients)
-    for room, condition in ((f"x@elsewhere.localhost", "not-acceptable"), ("noroom", "bad-request")):
+    for room, condition in (("x@elsewhere.localhost", "not-acceptable"), ("noroom", "bad-request")):
         iq = a.c.make_iq_set(ito="focus.localhost")
         iq.xml.append(ET.fromstring(f"<conference xmlns='http://jitsi.org/protocol/focus' room='{room}'/>"))
         with pytest.raises(IqError) as exc:

@@ -12,21 +12,13 @@ import time
 
 import pytest
 
-from conftest import make_config
+from conftest import make_config, until
 from jitsi_py.stack import Stack
 from jitsi_py.synthetic import SyntheticParticipant, prepare_room
 
 N = 50
 LAST_N = 5
 SPEAKERS = (17, 34)  # in the middle of the join order: the bridge has to rank them up
-
-
-async def _until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)  # participants' counters have no event to await; poll them
 
 
 @pytest.mark.timeout(120)
@@ -60,14 +52,14 @@ async def test_fifty_participants_two_speakers_last_n(tmp_path):
         assert all(ep.transport is not None and ep.transport.state == "connected" for ep in conf.endpoints.values())
 
         # everyone hears both speakers (a speaker hears the other one)
-        await _until(lambda: all(p.heard(s) for p in people for s in speakers if s != p.audio_ssrc), 30,
+        await until(lambda: all(p.heard(s) for p in people for s in speakers if s != p.audio_ssrc), 30,
                      "every participant to receive both speakers")
 
         # a measured window: from now until every receiver has 60 packets from each speaker
         dropped0 = conf.silence_dropped
         for p in people:
             p.reset_stats()
-        await _until(lambda: all(s in p.senders and p.senders[s].decrypted >= 60
+        await until(lambda: all(s in p.senders and p.senders[s].decrypted >= 60
                                  for p in people for s in speakers if s != p.audio_ssrc), 30,
                      "60 packets from each speaker at every receiver")
         # meanwhile the non-speakers' silence was dropped at the bridge, ~50 packets/s each
