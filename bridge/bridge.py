@@ -19,6 +19,7 @@ from xmpp_plugins.errors import StanzaError
 from . import rtp
 from .conference import Conference
 from .endpoint import Endpoint
+from .relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class Bridge:
             if ep_req.create and ep_req.id in conf.endpoints:
                 raise StanzaError("conflict", f"Endpoint {ep_req.id!r} exists already")
             self._check_sources(conf, ep_req)
+        for r_req in req.relays:
+            self._check_relay(conf, r_req)
         changed = False
         for ep_req in req.endpoints:
             if ep_req.expire:
@@ -106,6 +109,9 @@ class Bridge:
                 changed = True
             if ep_req.transport is not None and ep.transport is not None:
                 self._connect(conf, ep, ep_req.transport)
+        for r_req in req.relays:
+            res.relays.append(await self._relay(conf, r_req))
+            changed = True
         if changed:
             conf.reassign()
         if req.expire:
@@ -124,6 +130,86 @@ class Bridge:
         for g in ep_req.groups:
             if not set(g.ssrcs) <= mine:
                 raise StanzaError("bad-request", f"ssrc-group {g.semantics} names SSRCs that are not sources")
+
+    # ---- relays (cascading, relay.py) -----------------------------------------------------------
+    def _check_relay(self, conf: Conference, r_req: colibri2.Relay) -> None:
+        relay = conf.relays.get(r_req.id)
+        if r_req.create and relay is not None:
+            raise StanzaError("conflict", f"Relay {r_req.id!r} exists already")
+        if not r_req.create and relay is None:
+            raise StanzaError("item-not-found", f"No relay {r_req.id!r} in this conference")
+        for ep_req in r_req.endpoints:
+            ep = conf.endpoints.get(ep_req.id)
+            if ep is not None and (ep.relay is None or ep.relay.id != r_req.id):
+                raise StanzaError("conflict", f"Endpoint {ep_req.id!r} is not behind relay {r_req.id!r}")
+            self._check_sources(conf, ep_req)
+
+    async def _relay(self, conf: Conference, r_req: colibri2.Relay) -> colibri2.Relay:
+        """Create, update or expire one relay and the endpoints behind it."""
+        relay = conf.relays.get(r_req.id)
+        if r_req.expire:
+            if relay is not None:
+                await self._expire_relay(conf, relay)
+            return colibri2.Relay(id=r_req.id, expire=True)
+        if relay is None:
+            relay = await self._create_relay(conf, r_req)
+            answer = colibri2.Relay(id=relay.id, transport=relay.transport.local_description())
+        else:
+            answer = colibri2.Relay(id=relay.id)
+        for ep_req in r_req.endpoints:
+            ep = conf.endpoints.get(ep_req.id)
+            if ep_req.expire:
+                if ep is not None:
+                    relay.endpoints.discard(ep.id)
+                    conf.remove(ep)
+                continue
+            if ep is None:  # endpoints behind a relay are created by their first mention
+                ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
+                ep.relay = relay
+                relay.endpoints.add(ep.id)
+                conf.add(ep)
+            if ep_req.media:
+                ep.set_media(ep_req.media)
+            if ep_req.sources_given:
+                ep.set_sources(ep_req.sources, ep_req.groups)
+        if r_req.transport is not None:
+            self._connect_relay(conf, relay, r_req.transport)
+        return answer
+
+    async def _create_relay(self, conf: Conference, r_req: colibri2.Relay) -> Relay:
+        from .transport import EndpointTransport
+        relay = Relay(conf, r_req.id, None)
+        # the controlling side is the DTLS client, so the two never both wait as servers
+        relay.transport = EndpointTransport(
+            self.cfg.media_address, on_rtp=lambda data: conf.on_relay_rtp(relay, data),
+            on_rtcp=lambda data: conf.on_relay_rtcp(relay, data), certificate=self.certificate(),
+            ice_controlling=r_req.ice_controlling, setup="active" if r_req.ice_controlling else "passive")
+        await relay.transport.gather()
+        conf.add_relay(relay)
+        log.info("relay %s of %s created (%s)", relay.id, conf.meeting_id,
+                 "controlling" if r_req.ice_controlling else "controlled")
+        return relay
+
+    def _connect_relay(self, conf: Conference, relay: Relay, remote: Any) -> None:
+        if relay.transport.state != "new":
+            return
+
+        async def run() -> None:
+            try:
+                await relay.transport.start(remote)
+            except Exception as exc:
+                log.warning("relay %s of %s failed to connect: %s", relay.id, conf.meeting_id, exc)
+                return
+            if not relay.expired:
+                log.info("relay %s of %s connected", relay.id, conf.meeting_id)
+                conf.relay_connected(relay)
+        asyncio.ensure_future(run())
+
+    async def _expire_relay(self, conf: Conference, relay: Relay) -> None:
+        conf.remove_relay(relay)
+        if relay.transport is not None:
+            await relay.transport.stop()
+        log.info("relay %s of %s expired", relay.id, conf.meeting_id)
 
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
@@ -191,6 +277,8 @@ class Bridge:
         log.info("endpoint %s of %s expired", ep.id, conf.meeting_id)
 
     async def expire_conference(self, conf: Conference) -> None:
+        for relay in list(conf.relays.values()):
+            await self._expire_relay(conf, relay)
         for ep in list(conf.endpoints.values()):
             await self._expire_endpoint(conf, ep)
         self.conferences.pop(conf.meeting_id, None)
@@ -233,6 +321,10 @@ class Bridge:
                             t.send_rtcp(rtp.build_remb(self.feedback_ssrc_video, REMB_BPS, video))
                     except Exception:
                         log.exception("RTCP to %s failed", ep.id)
+                for relay in list(conf.relays.values()):
+                    if relay.connected:
+                        relay.transport.refresh_pair()
+                        relay.send_wanted(conf.wanted_from(relay), force=True)  # in case one was lost
             now = time.monotonic()
             then, before = self._rate_window
             self.packet_rate = max(0.0, (total - before) / max(now - then, 1e-3))
@@ -248,6 +340,8 @@ class Bridge:
         gone: list[Endpoint] = []
         for conf in list(self.conferences.values()):
             for ep in list(conf.endpoints.values()):
+                if ep.relay is not None:
+                    continue  # lives on another bridge, which expires it
                 last = getattr(ep.transport, "last_received", 0.0) or ep.created
                 if now - max(last, ep.created) > self.cfg.endpoint_timeout:
                     gone.append(ep)
@@ -261,7 +355,8 @@ class Bridge:
         return min(1.0, self.packet_rate / PACKET_RATE_CAPACITY)
 
     def stats(self) -> dict[str, Any]:
-        endpoints = sum(len(c.endpoints) for c in self.conferences.values())
+        endpoints = sum(c.local_endpoints() for c in self.conferences.values())
+        relays = [r for c in self.conferences.values() for r in c.relays.values()]
         return {
             "id": self.id, "version": VERSION, "uptime": round(time.time() - self.started, 1),
             "conferences": len(self.conferences), "endpoints": endpoints,
@@ -270,6 +365,9 @@ class Bridge:
             "packets_forwarded": sum(c.packets_forwarded for c in self.conferences.values()),
             "silence_dropped": sum(c.silence_dropped for c in self.conferences.values()),
             "unknown_dropped": sum(c.unknown_dropped for c in self.conferences.values()),
+            "relays": len(relays), "relayed_endpoints": sum(len(r.endpoints) for r in relays),
+            "relay_packets_in": sum(r.transport.stats["packets_in"] for r in relays if r.transport is not None),
+            "relay_packets_out": sum(r.transport.stats["packets_out"] for r in relays if r.transport is not None),
         }
 
     def presence_stats(self) -> dict[str, str]:

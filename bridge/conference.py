@@ -9,6 +9,10 @@ Simulcast (see simulcast.py): `routes` is keyed by every layer SSRC, and a layer
 the slots whose current layer it is (the slot's `fwd`) or whose pending target it is (the slot's
 `watch`, which waits for a keyframe); a layer nobody needs has no entry, so its packets cost one
 lookup. A slot's switch, and any change of targets, re-routes just that source.
+
+Cascading (see relay.py): endpoints of other bridges are in `endpoints` too, as relayed
+endpoints (ranked, never receivers); each relay is one more entry in the routes of the local
+sources it carries, passing packets unchanged.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from . import rtp, simulcast
 from .endpoint import Endpoint
+from .relay import PASS, PassThrough, Relay, parse_wanted
 from .slots import CACHE_SIZE, LayerRoute, Slot
 from .speaker import SILENCE, SpeakerDetector
 
@@ -41,10 +46,13 @@ class Conference:
         self.endpoints: dict[str, Endpoint] = {}
         self.speaker = SpeakerDetector()
         # sender SSRC -> [(receiver's send_rtp, slot (or a simulcast slot's LayerRoute), receiver's send_rtcp)]
-        self.routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute, Callable[[bytes], None]]]] = {}
+        self.routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute | PassThrough, Callable[[bytes], None]]]] = {}
         # simulcast source -> [(receiver's send_rtp, slot, receiver's send_rtcp)] for every slot holding it
         self.layered: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
         self.owner_of: dict[int, Endpoint] = {}  # sender SSRC -> endpoint
+        self.relays: dict[str, Relay] = {}  # by the id of the bridge at the other end
+        # local sender SSRC -> the relays' route entries (merged into `routes`)
+        self._relay_routes: dict[int, list[tuple[Callable[[bytes], None], PassThrough, Callable[[bytes], None]]]] = {}
         self._last_pli: dict[int, float] = {}
         self.created = time.monotonic()
         self._measured = self.created
@@ -131,12 +139,113 @@ class Conference:
                 if remb is not None and self.layered \
                         and simulcast.on_remb(sender, remb[0], time.monotonic(), self.owner_of):
                     self._allocate(sender)
-            elif pt == 200:  # SR: forward it to whoever receives that stream, re-addressed
-                ssrc = int.from_bytes(data[off + 4:off + 8], "big") if off + 8 <= len(data) else None
-                for _, slot, send_rtcp in self.routes.get(ssrc, ()) if ssrc is not None else ():
-                    sr = slot.sender_report(data[off:off + length])
-                    if sr is not None:
-                        send_rtcp(sr)
+            elif pt == 200:
+                self._forward_sr(data, off, length)
+
+    def _forward_sr(self, data: bytes, off: int, length: int) -> None:
+        """A sender report goes to whoever receives that stream, re-addressed."""
+        ssrc = int.from_bytes(data[off + 4:off + 8], "big") if off + 8 <= len(data) else None
+        for _, slot, send_rtcp in self.routes.get(ssrc, ()) if ssrc is not None else ():
+            sr = slot.sender_report(data[off:off + length])
+            if sr is not None:
+                send_rtcp(sr)
+
+    # ---- relays (cascading) --------------------------------------------------------------------
+    def add_relay(self, relay: Relay) -> None:
+        self.relays[relay.id] = relay
+
+    def remove_relay(self, relay: Relay) -> None:
+        """The relay and every endpoint that lived behind it leave the conference."""
+        if self.relays.get(relay.id) is relay:
+            del self.relays[relay.id]
+        relay.expired = True
+        for ep_id in list(relay.endpoints):
+            ep = self.endpoints.get(ep_id)
+            if ep is not None and ep.relay is relay:
+                del self.endpoints[ep_id]
+                self.speaker.remove(ep_id)
+                ep.expired = True
+        relay.endpoints.clear()
+        self.reassign()
+
+    def relay_connected(self, relay: Relay) -> None:
+        self.reassign()
+        relay.send_wanted(self.wanted_from(relay), force=True)
+
+    def on_relay_rtp(self, relay: Relay, data: bytes) -> None:
+        """A packet of an endpoint behind the relay: from here on it is that endpoint's."""
+        if len(data) < 12:
+            return
+        owner = self.owner_of.get(rtp.rtp_ssrc(data))
+        if owner is None or owner.relay is not relay:
+            self.unknown_dropped += 1
+            return
+        self.on_rtp(owner, data)
+
+    def on_relay_rtcp(self, relay: Relay, data: bytes) -> None:
+        """RTCP from the other bridge: about our senders' original SSRCs (PLI, FIR, NACK), its
+        senders' reports, and the list of our video sources it wants."""
+        for pt, fmt, off, length in rtp.iter_rtcp(data):
+            if pt == 206 and fmt in (1, 4):
+                media = rtp.rtcp_media_ssrc(data, off) if fmt == 1 else self._fir_ssrc(data, off, length)
+                owner = self.owner_of.get(media) if media is not None else None
+                if owner is not None and owner.relay is None and media is not None:
+                    self.request_keyframe(media)
+            elif pt == 205 and fmt == 1:
+                media = rtp.rtcp_media_ssrc(data, off)
+                owner = self.owner_of.get(media) if media is not None else None
+                cache = owner.video_cache.get(media) if owner is not None and media is not None else None
+                if cache is not None and owner is not None and owner.relay is None:
+                    for seq in rtp.parse_nack(data, off, length):
+                        entry = cache[seq % CACHE_SIZE]
+                        if entry is not None and entry[0] == seq:
+                            relay.transport.send_rtp(entry[1])
+            elif pt == 200:
+                self._forward_sr(data, off, length)
+            elif pt == 204:
+                wanted = parse_wanted(data, off, length)
+                if wanted is not None and wanted != relay.wanted:
+                    added = wanted - relay.wanted
+                    relay.wanted = wanted
+                    self.reassign()
+                    for ssrc in added:  # the other side's receivers start with a keyframe
+                        owner = self.owner_of.get(ssrc)
+                        if owner is not None and owner.relay is None:
+                            for layer in owner.simulcast.get(ssrc, (ssrc,)):
+                                self.request_keyframe(layer)
+
+    def _relay_routing(self) -> dict[int, list]:
+        """Which local sources each relay carries: all audio (silence never gets this far),
+        and the video sources the other side asked for, every simulcast layer of them."""
+        routes: dict[int, list] = {}
+        for relay in self.relays.values():
+            t = relay.transport
+            if t is None:
+                continue
+            entry = (t.send_rtp, PASS, t.send_rtcp)
+            for ep in self.endpoints.values():
+                if ep.relay is not None:
+                    continue
+                for ssrc, src in ep.logical.items():
+                    if src.kind == "audio":
+                        routes.setdefault(ssrc, []).append(entry)
+                    elif ssrc in relay.wanted:
+                        for layer in ep.simulcast.get(ssrc, (ssrc,)):
+                            routes.setdefault(layer, []).append(entry)
+        return routes
+
+    def wanted_from(self, relay: Relay) -> frozenset[int]:
+        """The video sources behind `relay` that our receivers' slots hold."""
+        wanted = set()
+        for recv in self.endpoints.values():
+            if recv.transport is None:
+                continue
+            for slot in recv.video_slots:
+                if slot.source is not None:
+                    owner = self.owner_of.get(slot.source)
+                    if owner is not None and owner.relay is relay:
+                        wanted.add(slot.source)
+        return frozenset(wanted)
 
     @staticmethod
     def _fir_ssrc(data: bytes, off: int, length: int) -> int | None:
@@ -154,13 +263,15 @@ class Conference:
 
     def request_keyframe(self, source_ssrc: int) -> None:
         owner = self.owner_of.get(source_ssrc)
-        if owner is None or owner.transport is None or owner.transport.state != "connected":
+        transport = owner.feedback_transport if owner is not None else None
+        if transport is None or transport.state != "connected":
             return  # a sender that is not connected yet starts with a keyframe anyway
         now = time.monotonic()
         if now - self._last_pli.get(source_ssrc, 0.0) < PLI_INTERVAL:
             return
         self._last_pli[source_ssrc] = now
-        owner.transport.send_rtcp(rtp.build_pli(self.bridge.feedback_ssrc_video, source_ssrc))
+        # a relayed sender's bridge asks the sender in turn (relay.py)
+        transport.send_rtcp(rtp.build_pli(self.bridge.feedback_ssrc_video, source_ssrc))
 
     def connected(self, ep: Endpoint) -> None:
         """A transport came up: route to it, and get it keyframes for the video it will show."""
@@ -178,7 +289,7 @@ class Conference:
         audio = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "audio"]
         video = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "video"]
         self.owner_of = {ssrc: ep for ep in self.endpoints.values() for ssrc in ep.sources}
-        routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute, Callable[[bytes], None]]]] = {}
+        routes: dict[int, list[tuple[Callable[[bytes], None], Slot | LayerRoute | PassThrough, Callable[[bytes], None]]]] = {}
         layered: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
         new_video_sources: set[int] = set()
         retargeted: list[Slot] = []  # simulcast slots whose target layer changed
@@ -210,8 +321,14 @@ class Conference:
                     new_video_sources.add(slot.source)
             if changed or changed_v:
                 recv.sources_map()
+        relay_routes = self._relay_routing() if self.relays else {}
+        for ssrc, entries in relay_routes.items():
+            routes.setdefault(ssrc, []).extend(entries)
+        self._relay_routes = relay_routes
         self.routes = routes
         self.layered = layered
+        for relay in self.relays.values():
+            relay.send_wanted(self.wanted_from(relay))
         for ssrc in new_video_sources:
             self.request_keyframe(ssrc)
         for slot in retargeted:  # a simulcast slot with a new source gets a target too
@@ -240,6 +357,8 @@ class Conference:
             if slot.source == source and slot.layers is not None:
                 self._route_layers(fresh, slot, send, send_rtcp)
         for ssrc in layers:
+            if ssrc in self._relay_routes:
+                fresh.setdefault(ssrc, []).extend(self._relay_routes[ssrc])
             if ssrc in fresh:
                 self.routes[ssrc] = fresh[ssrc]
             else:
@@ -302,7 +421,14 @@ class Conference:
                     owner = self.owner_of.get(slot.source)
                     h = recv.max_height(owner.sources.get(slot.source) if owner else None, slot.owner)
                     wanted[slot.owner] = max(wanted.get(slot.owner, 0), min(h, IDEAL_HEIGHT))
+        for relay in self.relays.values():  # the other bridge's receivers: their own constraints stay there
+            for ssrc in relay.wanted:
+                owner = self.owner_of.get(ssrc)
+                if owner is not None:
+                    wanted[owner.id] = IDEAL_HEIGHT
         for ep in self.endpoints.values():
+            if ep.relay is not None:
+                continue  # its own bridge tells it
             height = wanted.get(ep.id, 0)
             if ep.sent_ideal_height != height:
                 ep.sent_ideal_height = height
@@ -345,7 +471,12 @@ class Conference:
         if self.speaker.ranking != before:
             self.reassign()
 
+    def local_endpoints(self) -> int:
+        return sum(1 for ep in self.endpoints.values() if ep.relay is None)
+
     def stats(self) -> dict:
-        return {"meeting_id": self.meeting_id, "name": self.name, "endpoints": len(self.endpoints),
+        return {"meeting_id": self.meeting_id, "name": self.name, "endpoints": self.local_endpoints(),
+                "relayed_endpoints": len(self.endpoints) - self.local_endpoints(),
+                "relays": [r.stats() for r in self.relays.values()],
                 "packets_forwarded": self.packets_forwarded, "silence_dropped": self.silence_dropped,
                 "unknown_dropped": self.unknown_dropped, "dominant_speaker": self.speaker.dominant}

@@ -15,6 +15,7 @@ from .slots import ALL_PAYLOAD_TYPES, CACHE_SIZE, Slot, random_ssrc
 
 if TYPE_CHECKING:
     from .conference import Conference
+    from .relay import Relay
     from .transport import EndpointTransport
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class Endpoint:
         self.id = endpoint_id
         self.stats_id = stats_id
         self.transport: "EndpointTransport | None" = None
+        # set for an endpoint of another bridge whose packets arrive over a relay (relay.py):
+        # it sends, but has no slots and no transport of its own
+        self.relay: "Relay | None" = None
         self.ws_password = secrets.token_urlsafe(16)
         self.created = time.monotonic()
         self.media: list[Media] = []
@@ -218,8 +222,15 @@ class Endpoint:
         st = self.stream_stats.get(ssrc)
         return st.bitrate if st is not None else None
 
+    @property
+    def feedback_transport(self) -> "EndpointTransport | None":
+        """Where RTCP about this endpoint's streams goes: its transport, or its relay's."""
+        return self.transport if self.relay is None else self.relay.transport
+
     def stats(self) -> dict[str, Any]:
         t = self.transport
+        if self.relay is not None:
+            return {"id": self.id, "relay": self.relay.id, "sources": sorted(self.forwarded)}
         return {"id": self.id, "stats_id": self.stats_id,
                 "transport": t.state if t is not None else "none",
                 "sources": sorted(self.forwarded), "dropped": self.packets_dropped,

@@ -232,6 +232,8 @@ class EndpointTransport:
         on_rtcp: Callable[[bytes], None],
         certificate: RTCCertificate | None = None,
         on_state: Callable[[str], None] | None = None,
+        ice_controlling: bool = True,
+        setup: str = "actpass",
     ) -> None:
         ipaddress.ip_address(media_address)  # ValueError for a name or garbage
         self.media_address = media_address
@@ -247,10 +249,14 @@ class EndpointTransport:
 
         self._gatherer = RTCIceGatherer(iceServers=[])
         self._connection = self._gatherer._connection
-        self._connection.ice_controlling = True
+        # towards participants: controlling, and actpass (answerers say active: we serve DTLS);
+        # between bridges (relay.py) one side is controlling + active (DTLS client), the
+        # other controlled + passive
+        self._connection.ice_controlling = ice_controlling
+        self.setup = setup
         self._ice = RTCIceTransport(self._gatherer)
         self._dtls = _RawDtlsTransport(self._ice, self.certificate, self)
-        self._dtls._set_role("server")  # we offer actpass; answerers say active
+        self._dtls._set_role("client" if setup == "active" else "server")
         self._candidates: list[Candidate] = []
         self._state = "new"
         self._stopping = False
@@ -382,7 +388,7 @@ class EndpointTransport:
     def local_description(self) -> IceTransport:
         params = self._gatherer.getLocalParameters()
         fingerprints = [
-            Fingerprint(hash=f.algorithm, value=f.value, setup="actpass")
+            Fingerprint(hash=f.algorithm, value=f.value, setup=self.setup)
             for f in self._dtls.getLocalParameters().fingerprints
             if f.algorithm == "sha-256"
         ]
@@ -415,7 +421,7 @@ class EndpointTransport:
             raise ValueError("remote transport has no DTLS fingerprint")
         # a=setup: active (or actpass) peer -> we are the DTLS server; passive -> client.
         setups = {f.setup for f in remote.fingerprints}
-        if "passive" in setups:
+        if "passive" in setups and self.setup != "passive":
             self._dtls._set_role("client")
         dtls_params = RTCDtlsParameters(
             fingerprints=[RTCDtlsFingerprint(algorithm=f.hash.lower(), value=f.value.upper())

@@ -23,6 +23,7 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
                   cafile=cfg.tls.cert or None, starttls=not loopback,
                   muc_domain=cfg.muc.domain or None, min_participants=f.min_participants,
                   start_muted=(f.start_audio_muted, f.start_video_muted),
+                  max_bridge_participants=f.max_bridge_participants, max_bridge_stress=f.max_bridge_stress,
                   colibri_timeout=f.colibri_timeout)
     await focus.start()
     print(f"focus: {focus.jid} serving {focus.service}", flush=True)

@@ -6,6 +6,14 @@ bridge endpoint (COLIBRI2) and a Jingle `session-initiate` offering the bridge's
 that participant's receive slots. Its `session-accept` tells the bridge where to send and what
 the participant sends; everyone else learns the new sources with `source-add`. Everything here
 can be rebuilt from the room and the bridge, so a restarted focus just rejoins.
+
+A conference may span several bridges (cascading, Jitsi's relays): a participant goes to the
+first of the conference's bridges that is not full (`max_bridge_participants` of this
+conference, or the bridge's own stress at `max_bridge_stress`), else to a new bridge from the
+selector. Each pair of the conference's bridges is joined by a relay (COLIBRI2 `<relay>`), and
+every bridge learns the participants of the others with their sources inside the relay, so it
+knows whose packets arrive over it. Participants see no difference: their own bridge sends them
+everyone through their receive slots.
 """
 from __future__ import annotations
 
@@ -39,9 +47,28 @@ class Participant:
     state: str = "new"  # new | inviting | pending (offer sent) | active | ended
     sources: list[Source] = field(default_factory=list)
     groups: list[SourceGroup] = field(default_factory=list)
-    endpoint: bool = False  # allocated on the current bridge
+    endpoint: bool = False  # allocated on its bridge
+    bridge: str = ""  # JID of the bridge its endpoint is on
+    relayed: bool = False  # the conference's other bridges know its sources
     stats_id: str = ""
     index: int = 0  # 1 for the first to join
+
+
+@dataclass
+class ConfBridge:
+    """One of the bridges a conference runs on."""
+
+    bridge: Bridge
+    created: bool = False  # the conference exists there
+
+    @property
+    def jid(self) -> str:
+        return self.bridge.jid
+
+    @property
+    def id(self) -> str:
+        """The bridge's id (its nick in the brewery): what the other bridges call its relay."""
+        return self.bridge.jid.rsplit("/", 1)[-1]
 
 
 class Conference:
@@ -50,15 +77,23 @@ class Conference:
         self.room = room
         self.meeting_id = str(uuid.uuid4())
         self.participants: dict[str, Participant] = {}
-        self.bridge: Bridge | None = None
-        self.bridge_session = ""
-        self.created_on_bridge = False
+        self.bridges: dict[str, ConfBridge] = {}  # by JID, in the order they were added
+        self.bridge_session = str(uuid.uuid4())
         self.media: list[Media] = default_media()
         self._lock = asyncio.Lock()  # serialise bridge work for one conference
         self.ended = False
         self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
         self.in_room: asyncio.Future | None = None  # the focus's join of the room
         self.joins = 0  # how many have joined so far: the start-muted policy counts them
+
+    @property
+    def bridge(self) -> Bridge | None:
+        """The conference's first bridge (None before anyone has an endpoint)."""
+        first = next(iter(self.bridges.values()), None)
+        return first.bridge if first is not None else None
+
+    def on_bridge(self, jid: str) -> list[Participant]:
+        return [p for p in self.participants.values() if p.bridge == jid and p.endpoint]
 
     @property
     def occupant_focus(self) -> str:
@@ -90,11 +125,23 @@ class Conference:
             if p.sources:
                 self._broadcast_sources("source-remove", p.nick, p.sources, p.groups)
             await self._expire_endpoint(p)
-            if not self.participants and self.bridge is not None and self.created_on_bridge:
-                await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, expire=True), quiet=True)
-                self.created_on_bridge = False
-                self.bridge.conferences = max(0, self.bridge.conferences - 1)
-                self.bridge = None
+            if not self.participants:
+                for cb in list(self.bridges.values()):
+                    await self._drop_bridge(cb, tell_others=False)
+            elif len(self.bridges) > 1 and p.bridge in self.bridges and not self.on_bridge(p.bridge):
+                await self._drop_bridge(self.bridges[p.bridge])  # the last one there left
+
+    async def _drop_bridge(self, cb: ConfBridge, tell_others: bool = True) -> None:
+        """Expire the conference on one bridge and the relays that led to it."""
+        self.bridges.pop(cb.jid, None)
+        if cb.created:
+            await self._colibri(cb, colibri2.ConferenceModify(meeting_id=self.meeting_id, expire=True), quiet=True)
+            cb.created = False
+            cb.bridge.conferences = max(0, cb.bridge.conferences - 1)
+        for other in list(self.bridges.values()) if tell_others else ():
+            if other.created:
+                await self._colibri(other, colibri2.ConferenceModify(
+                    meeting_id=self.meeting_id, relays=[colibri2.Relay(id=cb.id, expire=True)]), quiet=True)
 
     # ---- invitations -------------------------------------------------------------------------
     async def invite_pending(self) -> None:
@@ -109,20 +156,76 @@ class Conference:
                         log.warning("%s: cannot invite %s: %s", self.room, p.nick, exc)
                         p.state = "new"
 
-    def _pick_bridge(self) -> Bridge:
-        if self.bridge is None or self.bridge.jid not in self.focus.selector.bridges:
-            bridge = self.focus.selector.select()
-            if bridge is None:
-                raise StanzaError("service-unavailable", "No bridge is available")
-            self.bridge = bridge
-            self.created_on_bridge = False
-            self.bridge_session = str(uuid.uuid4())
-        return self.bridge
+    def _full(self, cb: ConfBridge) -> bool:
+        cap = self.focus.max_bridge_participants
+        return (bool(cap) and len(self.on_bridge(cb.jid)) >= cap) or cb.bridge.stress >= self.focus.max_bridge_stress
 
-    async def _colibri(self, req: colibri2.ConferenceModify, quiet: bool = False) -> colibri2.ConferenceModified | None:
-        bridge = self.bridge
-        if bridge is None:
+    def _pick_bridge(self) -> ConfBridge:
+        """The conference's first bridge with room, else a new one, else the least used."""
+        live = [cb for cb in self.bridges.values() if cb.jid in self.focus.selector.bridges and cb.bridge.healthy]
+        for cb in live:
+            if not self._full(cb):
+                return cb
+        bridge = self.focus.selector.select(exclude=set(self.bridges))
+        if bridge is not None:
+            if self.bridges:
+                log.info("%s: bridges full, cascading to %s", self.room, bridge.jid)
+            cb = self.bridges[bridge.jid] = ConfBridge(bridge)
+            return cb
+        if live:
+            return min(live, key=lambda cb: len(self.on_bridge(cb.jid)))
+        raise StanzaError("service-unavailable", "No bridge is available")
+
+    async def _link(self, new: ConfBridge) -> None:
+        """Join a bridge new to the conference to each of the others by a relay: the old side
+        is ICE-controlling and answers first with its transport, the new side gets it and
+        answers with its own, which goes back to the old side. Each side is told who is
+        behind the other."""
+        for old in list(self.bridges.values()):
+            if old is new or not old.created:
+                continue
+            res = await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+                colibri2.Relay(id=new.id, create=True, ice_controlling=True)]))
+            old_t = next((r.transport for r in (res.relays if res else []) if r.id == new.id), None)
+            if old_t is None:
+                raise StanzaError("internal-server-error", f"Bridge {old.jid} gave no relay transport")
+            res = await self._colibri(new, colibri2.ConferenceModify(
+                meeting_id=self.meeting_id, name=self.room, create=not new.created, relays=[colibri2.Relay(
+                    id=old.id, create=True, ice_controlling=False, transport=old_t,
+                    endpoints=self._relayed_endpoints(old.jid))]))
+            if not new.created:
+                new.created = True
+                new.bridge.conferences += 1
+            new_t = next((r.transport for r in (res.relays if res else []) if r.id == old.id), None)
+            if new_t is None:
+                raise StanzaError("internal-server-error", f"Bridge {new.jid} gave no relay transport")
+            await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+                colibri2.Relay(id=new.id, transport=new_t, endpoints=self._relayed_endpoints(new.jid))]))
+
+    def _relayed_endpoints(self, jid: str) -> list[colibri2.Endpoint]:
+        """The participants on one bridge as the other bridges learn them over a relay."""
+        return [colibri2.Endpoint(id=p.nick, stats_id=p.stats_id, media=self.media, sources_given=True,
+                                  sources=p.sources, groups=p.groups)
+                for p in self.on_bridge(jid) if p.sources]
+
+    async def _announce(self, p: Participant) -> None:
+        """Tell the conference's other bridges p's sources (or, once p has none, to forget it)."""
+        home = self.bridges.get(p.bridge)
+        if home is None:
+            return
+        ep = colibri2.Endpoint(id=p.nick, stats_id=p.stats_id, media=self.media, sources_given=True,
+                               sources=p.sources, groups=p.groups)
+        for other in list(self.bridges.values()):
+            if other is not home and other.created:
+                await self._colibri(other, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+                    colibri2.Relay(id=home.id, endpoints=[ep])]), quiet=True)
+        p.relayed = True
+
+    async def _colibri(self, cb: ConfBridge | None, req: colibri2.ConferenceModify,
+                       quiet: bool = False) -> colibri2.ConferenceModified | None:
+        if cb is None:
             return None
+        bridge = cb.bridge
         try:
             return await self.focus.colibri(bridge.jid, req)
         except StanzaError as exc:
@@ -138,17 +241,24 @@ class Conference:
 
     async def _invite(self, p: Participant) -> None:
         p.state = "inviting"
-        bridge = self._pick_bridge()
-        create_conf = not self.created_on_bridge
-        res = await self._colibri(colibri2.ConferenceModify(
+        cb = self._pick_bridge()
+        if not cb.created and len(self.bridges) > 1:
+            try:
+                await self._link(cb)
+            except (StanzaError, asyncio.TimeoutError):
+                await self._drop_bridge(cb)
+                raise
+        create_conf = not cb.created
+        res = await self._colibri(cb, colibri2.ConferenceModify(
             meeting_id=self.meeting_id, name=self.room, create=create_conf,
             endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media,
                                          sctp=self.focus.sctp)]))
         assert res is not None
         if create_conf:
-            self.created_on_bridge = True
-            bridge.conferences += 1
+            cb.created = True
+            cb.bridge.conferences += 1
         p.endpoint = True
+        p.bridge = cb.jid
         ep = next(e for e in res.endpoints if e.id == p.nick)
         if ep.transport is None:
             raise StanzaError("internal-server-error", "The bridge gave no transport")
@@ -227,18 +337,22 @@ class Conference:
         groups = [g for c in ja.contents for g in c.groups]
         for s in sources:
             s.owner = p.nick
-        await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
-            id=p.nick, transport=transport, media=self.media, sources_given=True, sources=sources, groups=groups)]))
+        await self._colibri(self.bridges.get(p.bridge), colibri2.ConferenceModify(
+            meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
+                id=p.nick, transport=transport, media=self.media, sources_given=True, sources=sources,
+                groups=groups)]))
         p.state = "active"
         p.sources, p.groups = sources, groups
         if sources:
             self._broadcast_sources("source-add", p.nick, sources, groups)
+            if len(self.bridges) > 1:
+                await self._announce(p)
         log.info("%s: %s is in the call (%d sources)", self.room, p.nick, len(sources))
 
     async def _transport_info(self, p: Participant, ja: JingleAction) -> None:
         transport = next((c.transport for c in ja.contents if c.transport is not None), None)
         if transport is not None and transport.candidates:
-            await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[
+            await self._colibri(self.bridges.get(p.bridge), colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[
                 colibri2.Endpoint(id=p.nick, transport=transport)]), quiet=True)
 
     async def _sources_changed(self, p: Participant, ja: JingleAction) -> None:
@@ -255,8 +369,11 @@ class Conference:
             gone = {s.ssrc for s in changed}
             p.sources = [s for s in p.sources if s.ssrc not in gone]
             p.groups = [g for g in p.groups if not set(g.ssrcs) & gone]
-        await self._colibri(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
-            id=p.nick, sources_given=True, sources=p.sources, groups=p.groups)]), quiet=True)
+        await self._colibri(self.bridges.get(p.bridge), colibri2.ConferenceModify(
+            meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
+                id=p.nick, sources_given=True, sources=p.sources, groups=p.groups)]), quiet=True)
+        if len(self.bridges) > 1:
+            await self._announce(p)
         self._broadcast_sources("source-add" if add else "source-remove", p.nick, changed, groups)
 
     async def _terminated(self, p: Participant, ja: JingleAction) -> None:
@@ -266,11 +383,20 @@ class Conference:
         await self._expire_endpoint(p)
 
     async def _expire_endpoint(self, p: Participant) -> None:
-        """Free p's endpoint on the current bridge, if it has one (a gone bridge is no error)."""
+        """Free p's endpoint on its bridge, if it has one (a gone bridge is no error), and the
+        copies the other bridges keep of it behind their relays."""
+        home = self.bridges.get(p.bridge)
         if p.endpoint:
-            await self._colibri(colibri2.ConferenceModify(
+            await self._colibri(home, colibri2.ConferenceModify(
                 meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
             p.endpoint = False
+        if p.relayed and home is not None:
+            for other in list(self.bridges.values()):
+                if other is not home and other.created:
+                    await self._colibri(other, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+                        colibri2.Relay(id=home.id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)])]),
+                        quiet=True)
+        p.relayed = False
 
     def _broadcast_sources(self, action: str, owner: str, sources: list[Source], groups: list[SourceGroup]) -> None:
         contents = []
@@ -288,11 +414,23 @@ class Conference:
                 self.focus.spawn(self.focus.send_jingle(self.owner_jid(other.nick), ja, quiet=True))
 
     # ---- bridge failure ------------------------------------------------------------------------
-    async def bridge_gone(self) -> None:
+    async def bridge_gone(self, jid: str) -> None:
+        """One of the conference's bridges is gone: the others drop their relays to it, and
+        its participants get new sessions on the bridges that remain (or a new one)."""
         async with self._lock:
-            self.bridge = None
-            self.created_on_bridge = False
-            await self._reinvite(list(self.participants.values()), "bridge moved")
+            cb = self.bridges.pop(jid, None)
+            if cb is None:
+                return
+            who = [p for p in self.participants.values() if p.bridge == jid]
+            for p in who:
+                p.endpoint = False  # nothing to expire there
+            for other in list(self.bridges.values()):
+                if other.created:
+                    await self._colibri(other, colibri2.ConferenceModify(
+                        meeting_id=self.meeting_id, relays=[colibri2.Relay(id=cb.id, expire=True)]), quiet=True)
+            for p in who:
+                p.relayed = False
+            await self._reinvite(who, "bridge moved")
 
     async def _reinvite(self, who: list[Participant], why: str) -> None:
         for p in who:

@@ -40,7 +40,8 @@ class Focus:
     def __init__(self, domain: str, password: str, xmpp: tuple[str, int], component: tuple[str, int],
                  component_secret: str, *, cafile: str | None = None, starttls: bool = True,
                  muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0,
-                 start_muted: tuple[int, int] = (0, 0)) -> None:
+                 start_muted: tuple[int, int] = (0, 0), max_bridge_participants: int = 0,
+                 max_bridge_stress: float = 0.8) -> None:
         self.domain = domain
         self.jid = f"focus@auth.{domain}"
         self.service = f"focus.{domain}"
@@ -52,6 +53,9 @@ class Focus:
         self.min_participants = min_participants
         self.colibri_timeout = colibri_timeout
         self.start_muted = start_muted
+        # when a conference's bridges are all this full, it cascades to one more (conference.py)
+        self.max_bridge_participants = max_bridge_participants
+        self.max_bridge_stress = max_bridge_stress
         # ask bridges for an SCTP data channel per endpoint (the participant's bridge channel;
         # the bridge's colibri-ws stays offered too)
         self.sctp = True
@@ -245,9 +249,9 @@ class Focus:
 
     def _bridge_removed(self, bridge: Any) -> None:
         for conf in list(self.conferences.values()):
-            if conf.bridge is not None and conf.bridge.jid == bridge.jid:
-                log.warning("%s: bridge %s is gone; moving the conference", conf.room, bridge.jid)
-                self.spawn(conf.bridge_gone())
+            if bridge.jid in conf.bridges:
+                log.warning("%s: bridge %s is gone; moving its participants", conf.room, bridge.jid)
+                self.spawn(conf.bridge_gone(bridge.jid))
 
     async def colibri(self, bridge_jid: str, req: colibri2.ConferenceModify) -> colibri2.ConferenceModified:
         iq = self.client.make_iq_set(ito=bridge_jid)

@@ -149,6 +149,10 @@ class FocusSection:
     # Participants after the first N join with their microphone / camera muted (0: never).
     start_audio_muted: int = 0
     start_video_muted: int = 0
+    # Cascading: a conference whose bridges all hold this many of its participants (0: no
+    # limit), or report at least this stress level, continues on one more bridge.
+    max_bridge_participants: int = 0
+    max_bridge_stress: float = 0.8
     # For a separately run focus (`python -m jicofo_py`): c2s address and account
     # (focus@auth.<domain>), and the component port and secret for focus.<domain>.
     xmpp_host: str = "127.0.0.1"
@@ -294,6 +298,10 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         problems.append(("focus.min_participants", f"{f.min_participants} is too low (allowed: 1 or more)"))
     if f.colibri_timeout <= 0:
         problems.append(("focus.colibri_timeout", "must be more than 0 seconds"))
+    if f.max_bridge_participants < 0:
+        problems.append(("focus.max_bridge_participants", "must be 0 (no limit) or more"))
+    if not 0 < f.max_bridge_stress:
+        problems.append(("focus.max_bridge_stress", "must be more than 0 (1.0: a bridge's full capacity)"))
     for key in ("xmpp_port", "component_port"):
         if not 0 < getattr(f, key) <= 65535:
             problems.append((f"focus.{key}", f"{getattr(f, key)} is out of range (allowed: 1..65535)"))

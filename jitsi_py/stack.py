@@ -103,6 +103,8 @@ class Stack:
                            muc_domain=muc.service.domain if muc is not None else None,
                            min_participants=cfg.focus.min_participants,
                            start_muted=(cfg.focus.start_audio_muted, cfg.focus.start_video_muted),
+                           max_bridge_participants=cfg.focus.max_bridge_participants,
+                           max_bridge_stress=cfg.focus.max_bridge_stress,
                            colibri_timeout=cfg.focus.colibri_timeout)
         await self.focus.start()
 

@@ -222,3 +222,46 @@ async def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "the 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(step)
+
+
+class BridgeProcess:
+    """Another bridge (`python -m bridge`) in its own process, joined to a Stack's brewery."""
+
+    def __init__(self, stack: Any, tmp_path: Path, bridge_id: str) -> None:
+        self.stack = stack
+        self.dir = tmp_path / bridge_id
+        self.id = bridge_id
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 30.0) -> "BridgeProcess":
+        self.stack.users.add(self.id, "auth.localhost", f"{self.id}-secret")
+        host, port = self.stack.server.c2s_address
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.dir / "bridge.toml"
+        cfg.write_text(f"""
+[server]
+data_dir = "{self.dir / 'data'}"
+log_level = "warning"
+[bridge]
+id = "{self.id}"
+xmpp_host = "{host}"
+xmpp_port = {port}
+username = "{self.id}"
+password = "{self.id}-secret"
+http_port = 0
+""")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "--config", str(cfg), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        assert f"bridge {self.id}".encode() in line, line + await self.proc.stderr.read(2000)
+        selector = self.stack.focus.selector
+        await until(lambda: any(j.endswith("/" + self.id) for j in selector.bridges), 15,
+                    f"bridge {self.id} in the brewery")
+        return self
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()

@@ -3,13 +3,10 @@ participants (slixmpp + aiortc) that send a tone and a test pattern and decode w
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 
 import pytest
 
-from conftest import make_config, until
+from conftest import BridgeProcess, make_config, until
 from jitsi_py.participant.client import Participant
 from jitsi_py.participant.media import TestPatternTrack, ToneTrack
 from jitsi_py.stack import Stack
@@ -75,29 +72,10 @@ async def test_leave_and_late_join(stack):
 async def test_two_bridges_spread_and_failover(stack, tmp_path):
     """A second bridge process joins the brewery; conferences spread; killing it moves its
     conference to the remaining bridge and media flows again within 10 s, room untouched."""
-    stack.users.add("jvb2", "auth.localhost", "jvb2-secret")
-    host, port = stack.server.c2s_address
-    cfg = tmp_path / "jvb2.toml"
-    cfg.write_text(f"""
-[server]
-data_dir = "{tmp_path / 'jvb2data'}"
-log_level = "warning"
-[bridge]
-id = "jvb2"
-xmpp_host = "{host}"
-xmpp_port = {port}
-username = "jvb2"
-password = "jvb2-secret"
-http_port = 0
-""")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bridge", "--config", str(cfg),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    jvb2 = BridgeProcess(stack, tmp_path, "jvb2")
     people: list[Participant] = []
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert b"bridge jvb2" in line, line + await proc.stderr.read(2000)
-        await until(lambda: len(stack.focus.selector.bridges) == 2, 15, "the second bridge in the brewery")
+        await jvb2.start()
         rooms = {}
         for room in ("east", "west"):
             pair = [participant(stack, room, f"{room}{i}aaaa") for i in range(2)]
@@ -110,8 +88,7 @@ http_port = 0
         moved_room = next(r for r in rooms
                           if stack.focus.conferences[f"{r}@conference.localhost"].bridge.jid.endswith("/jvb2"))
         a, b = rooms[moved_room]
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        await jvb2.kill()
         # media back through jvb1 within 10 s of the kill, without anyone rejoining
         await asyncio.gather(a.wait_session(count=2, timeout=10), b.wait_session(count=2, timeout=10))
         await receives_from(a, b)
@@ -125,9 +102,7 @@ http_port = 0
     finally:
         for p in people:
             await p.leave()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await jvb2.kill()
 
 
 async def test_restarted_focus_rejoins_and_media_resumes(stack):

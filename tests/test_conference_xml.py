@@ -48,7 +48,24 @@ def test_conference_modified_round_trip():
     assert [(s.ssrc, s.name) for s in back.feedback_sources] == [(1, "jvb-a0"), (2, "jvb-v0")]
 
 
+def test_relay_round_trip():
+    """Cascading: relays in a request (with the endpoints behind them) and in the answer."""
+    req = colibri2.ConferenceModify(meeting_id="m-1", relays=[
+        colibri2.Relay(id="jvb2", create=True, ice_controlling=False, transport=transport(), endpoints=[
+            colibri2.Endpoint(id="far1", media=[Media("audio", [PayloadType(111, "opus", 48000, 2)])],
+                              sources_given=True, sources=[Source(31, "audio", owner="far1", name="far1-a0")]),
+            colibri2.Endpoint(id="far2", expire=True)]),
+        colibri2.Relay(id="jvb3", expire=True)])
+    back = colibri2.parse_modify(etree.fromstring(etree.tostring(colibri2.modify_element(req))))
+    assert back.relays[0].transport == req.relays[0].transport
+    assert back == req
+    res = colibri2.ConferenceModified(meeting_id="m-1", relays=[colibri2.Relay(id="jvb2", transport=transport())])
+    back_res = colibri2.parse_modified(etree.fromstring(etree.tostring(colibri2.modified_element(res))))
+    assert back_res.relays[0].id == "jvb2" and back_res.relays[0].transport == res.relays[0].transport
+
+
 @pytest.mark.parametrize("xml, text", [
+    ("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><relay/></conference-modify>", "relay needs an id"),
     ("<conference-modify xmlns='jitsi:colibri2'/>", "meeting-id"),
     ("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint/></conference-modify>", "id"),
     ("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='e'><media type='text'/></endpoint></conference-modify>", "text"),

@@ -5,6 +5,12 @@ Only our focus and our bridges speak it, but it follows Jitsi's shape (`conferen
 recognisable to anyone who knows Jitsi. One extension: each endpoint in the response lists the
 bridge's *slot* sources for that endpoint (`<sources>` inside `<endpoint>`): the SSRCs the bridge
 sends it, whatever participant currently fills each slot.
+
+Cascading (one conference on several bridges) uses `<relay id='other-bridge'>`, as Jitsi does:
+the focus creates a relay on each of two bridges (one `ice-controlling`), hands each the other's
+transport, and lists inside a relay the endpoints that live on the bridge at its other end
+(`<endpoint>` with `<media>` and `<sources>`; created or updated as given, removed with
+`expire`), so the bridge knows whose packets arrive over it.
 """
 from __future__ import annotations
 
@@ -39,12 +45,25 @@ class Endpoint:
 
 
 @dataclass
+class Relay:
+    """A bridge-to-bridge link of one conference, named by the bridge at its other end."""
+
+    id: str
+    create: bool = False
+    expire: bool = False
+    transport: IceTransport | None = None  # request: the other bridge's; response: ours
+    ice_controlling: bool = True
+    endpoints: list[Endpoint] = field(default_factory=list)  # request: endpoints at the other end
+
+
+@dataclass
 class ConferenceModify:
     meeting_id: str
     name: str = ""
     create: bool = False
     expire: bool = False
     endpoints: list[Endpoint] = field(default_factory=list)
+    relays: list[Relay] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +72,7 @@ class ConferenceModified:
     name: str = ""
     endpoints: list[Endpoint] = field(default_factory=list)
     feedback_sources: list[Source] = field(default_factory=list)
+    relays: list[Relay] = field(default_factory=list)
 
 
 def _bool(el: etree._Element, attr: str) -> bool:
@@ -120,6 +140,39 @@ def _parse_endpoint(el: etree._Element) -> Endpoint:
     return ep
 
 
+def _parse_relay(el: etree._Element) -> Relay:
+    relay_id = el.get("id", "")
+    if not relay_id or len(relay_id) > 64:
+        raise StanzaError("bad-request", "relay needs an id (at most 64 characters)")
+    relay = Relay(id=relay_id, create=_bool(el, "create"), expire=_bool(el, "expire"))
+    tr = el.find(q(NS, "transport"))
+    if tr is not None:
+        relay.ice_controlling = tr.get("ice-controlling", "true").lower() in ("true", "1")
+        inner = tr.find(q(ICE_UDP, "transport"))
+        if inner is not None:
+            relay.transport = parse_transport(inner)
+    for e in el.iterfind(q(NS, "endpoint")):
+        relay.endpoints.append(_parse_endpoint(e))
+    return relay
+
+
+def _relay_element(relay: Relay, request: bool) -> etree._Element:
+    el = etree.Element(q(NS, "relay"), id=relay.id)
+    if relay.create:
+        el.set("create", "true")
+    if relay.expire:
+        el.set("expire", "true")
+    if relay.transport is not None or (request and relay.create):
+        tr = etree.SubElement(el, q(NS, "transport"))
+        if request:
+            tr.set("ice-controlling", "true" if relay.ice_controlling else "false")
+        if relay.transport is not None:
+            tr.append(transport_element(relay.transport))
+    for ep in relay.endpoints:
+        el.append(_endpoint_element(ep))
+    return el
+
+
 def parse_modify(el: etree._Element) -> ConferenceModify:
     if el.tag != q(NS, "conference-modify"):
         raise StanzaError("bad-request", "Expected <conference-modify xmlns='jitsi:colibri2'/>")
@@ -130,7 +183,35 @@ def parse_modify(el: etree._Element) -> ConferenceModify:
                            expire=_bool(el, "expire"))
     for ep in el.iterfind(q(NS, "endpoint")):
         req.endpoints.append(_parse_endpoint(ep))
+    for relay in el.iterfind(q(NS, "relay")):
+        req.relays.append(_parse_relay(relay))
     return req
+
+
+def _endpoint_element(ep: Endpoint) -> etree._Element:
+    """An endpoint as the focus asks for it (also inside a relay)."""
+    e = etree.Element(q(NS, "endpoint"), id=ep.id)
+    if ep.create:
+        e.set("create", "true")
+    if ep.expire:
+        e.set("expire", "true")
+    if ep.stats_id:
+        e.set("stats-id", ep.stats_id)
+    for media in ep.media:
+        m = etree.SubElement(e, q(NS, "media"), type=media.kind)
+        for pt in media.payload_types:
+            m.append(payload_type_element(pt))
+        for ext in media.header_extensions:
+            m.append(hdrext_element(ext))
+    if ep.create or ep.transport is not None:
+        tr = etree.SubElement(e, q(NS, "transport"), **{"ice-controlling": "true" if ep.ice_controlling else "false"})
+        if ep.transport is not None:
+            tr.append(transport_element(ep.transport))
+        if ep.sctp:
+            etree.SubElement(tr, q(NS, "sctp"))
+    if ep.sources_given:
+        e.append(_sources_element(ep.sources, ep.groups))
+    return e
 
 
 def modify_element(req: ConferenceModify) -> etree._Element:
@@ -142,27 +223,9 @@ def modify_element(req: ConferenceModify) -> etree._Element:
     if req.expire:
         el.set("expire", "true")
     for ep in req.endpoints:
-        e = etree.SubElement(el, q(NS, "endpoint"), id=ep.id)
-        if ep.create:
-            e.set("create", "true")
-        if ep.expire:
-            e.set("expire", "true")
-        if ep.stats_id:
-            e.set("stats-id", ep.stats_id)
-        for media in ep.media:
-            m = etree.SubElement(e, q(NS, "media"), type=media.kind)
-            for pt in media.payload_types:
-                m.append(payload_type_element(pt))
-            for ext in media.header_extensions:
-                m.append(hdrext_element(ext))
-        if ep.create or ep.transport is not None:
-            tr = etree.SubElement(e, q(NS, "transport"), **{"ice-controlling": "true" if ep.ice_controlling else "false"})
-            if ep.transport is not None:
-                tr.append(transport_element(ep.transport))
-            if ep.sctp:
-                etree.SubElement(tr, q(NS, "sctp"))
-        if ep.sources_given:
-            e.append(_sources_element(ep.sources, ep.groups))
+        el.append(_endpoint_element(ep))
+    for relay in req.relays:
+        el.append(_relay_element(relay, request=True))
     return el
 
 
@@ -172,6 +235,8 @@ def parse_modified(el: etree._Element) -> ConferenceModified:
     res = ConferenceModified(meeting_id=el.get("meeting-id", ""), name=el.get("name", ""))
     for e in el.iterfind(q(NS, "endpoint")):
         res.endpoints.append(_parse_endpoint(e))
+    for r in el.iterfind(q(NS, "relay")):
+        res.relays.append(_parse_relay(r))
     holder = Endpoint(id="jvb")
     _parse_sources(el, holder)
     res.feedback_sources = holder.sources
@@ -191,6 +256,8 @@ def modified_element(res: ConferenceModified) -> etree._Element:
                 etree.SubElement(tr, q(NS, "sctp"), port="5000", role="server")
         if ep.sources:
             e.append(_sources_element(ep.sources))
+    for relay in res.relays:
+        el.append(_relay_element(relay, request=False))
     if res.feedback_sources:
         el.append(_sources_element(res.feedback_sources))
     return el

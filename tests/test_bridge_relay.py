@@ -1,0 +1,113 @@
+"""Two bridges in one process joined by a relay, driven by COLIBRI2 as the focus does it, with
+aiortc participants on each: media crosses, only the video the far side shows crosses, and
+malformed relay requests are refused without touching the conference."""
+from __future__ import annotations
+
+import pytest
+
+from bridge.bridge import Bridge
+from bridge.relay import build_wanted, parse_wanted
+from bridge_peer import Peer
+from conftest import until
+from jitsi_py.config import BridgeSection
+from xmpp_plugins.conference import colibri2
+from xmpp_plugins.conference.model import Source
+from xmpp_plugins.conference.sdp import default_media
+from xmpp_plugins.errors import StanzaError
+
+M = "cascade"
+
+
+@pytest.fixture
+async def bridges():
+    one = Bridge(BridgeSection(id="b1", last_n=2, audio_slots=2, endpoint_timeout=30))
+    two = Bridge(BridgeSection(id="b2", last_n=1, audio_slots=2, endpoint_timeout=30))
+    for b in (one, two):
+        await b.start()
+    yield one, two
+    for b in (one, two):
+        await b.stop()
+
+
+async def link(one: Bridge, two: Bridge) -> None:
+    """What the focus does when a conference moves on to a second bridge."""
+    res = await one.handle(colibri2.ConferenceModify(meeting_id=M, create=True, relays=[
+        colibri2.Relay(id=two.id, create=True, ice_controlling=True)]))
+    res2 = await two.handle(colibri2.ConferenceModify(meeting_id=M, create=True, relays=[
+        colibri2.Relay(id=one.id, create=True, ice_controlling=False, transport=res.relays[0].transport)]))
+    await one.handle(colibri2.ConferenceModify(meeting_id=M, relays=[
+        colibri2.Relay(id=two.id, transport=res2.relays[0].transport)]))
+
+
+async def announce(to: Bridge, home: Bridge, peer: Peer) -> None:
+    await to.handle(colibri2.ConferenceModify(meeting_id=M, relays=[colibri2.Relay(id=home.id, endpoints=[
+        colibri2.Endpoint(id=peer.id, media=default_media(), sources_given=True, sources=peer.sources,
+                          groups=peer.groups)])]))
+
+
+def test_wanted_message_round_trip():
+    from bridge import rtp
+    data = build_wanted(7, [3, 1, 2])
+    [(pt, _, off, length)] = list(rtp.iter_rtcp(data))
+    assert pt == 204 and parse_wanted(data, off, length) == {1, 2, 3}
+    assert parse_wanted(data[:8] + b"XXXX" + data[12:], off, length) is None  # another APP name
+
+
+async def test_media_crosses_the_relay_and_only_wanted_video(bridges):
+    one, two = bridges
+    loud, quiet = Peer(one, M, "loud", amplitude=0.5), Peer(one, M, "quiet", amplitude=0.0)
+    far = Peer(two, M, "far", amplitude=0.3)
+    try:
+        await link(one, two)
+        for p in (loud, quiet, far):
+            await p.join()
+        await announce(two, one, loud)
+        await announce(two, one, quiet)
+        await announce(one, two, far)
+        c1, c2 = one.conferences[M], two.conferences[M]
+        await until(lambda: c1.relays["b2"].connected and c2.relays["b1"].connected, 10, "the relay to connect")
+        # far (on b2, last-N 1) gets video and audio from b1's loud speaker; b1's people get far's
+        await far.frames("video", 3, n_tracks=1)
+        await far.frames("audio", 3, n_tracks=1)
+        await loud.frames("video", 3, n_tracks=2)
+        assert c2.local_endpoints() == 1 and set(c2.relays["b1"].endpoints) == {"loud", "quiet"}
+        # b2 holds one of b1's videos in far's only video slot: b1 sends that one, not the other
+        shown = {s.source for s in c2.endpoints["far"].video_slots if s.source is not None}
+        await until(lambda: c1.relays["b2"].wanted == shown, 5, "b2's wanted list to reach b1")
+        relay_send = c1.relays["b2"].transport.send_rtp
+        for ep_id in ("loud", "quiet"):
+            for ssrc, src in c1.endpoints[ep_id].logical.items():
+                crosses = any(send == relay_send for send, _, _ in c1.routes.get(ssrc, ()))
+                assert crosses == (src.kind == "audio" or ssrc in shown), (ep_id, src.kind)
+        # a relayed endpoint that leaves b1 is dropped from b2 when the focus says so
+        await two.handle(colibri2.ConferenceModify(meeting_id=M, relays=[colibri2.Relay(
+            id="b1", endpoints=[colibri2.Endpoint(id="quiet", expire=True)])]))
+        assert "quiet" not in c2.endpoints and c2.relays["b1"].endpoints == {"loud"}
+        # expiring the relay takes the endpoints behind it along
+        await two.handle(colibri2.ConferenceModify(meeting_id=M, relays=[colibri2.Relay(id="b1", expire=True)]))
+        assert set(c2.endpoints) == {"far"} and not c2.relays
+    finally:
+        for p in (loud, quiet, far):
+            await p.close()
+
+
+async def test_bad_relay_requests_change_nothing(bridges):
+    one, _ = bridges
+    await one.handle(colibri2.ConferenceModify(meeting_id=M, create=True, endpoints=[
+        colibri2.Endpoint(id="local", create=True)], relays=[colibri2.Relay(id="b2", create=True)]))
+    await one.handle(colibri2.ConferenceModify(meeting_id=M, endpoints=[colibri2.Endpoint(
+        id="local", sources_given=True, sources=[Source(1111, "audio")])]))
+    conf = one.conferences[M]
+    cases = [
+        (colibri2.Relay(id="b2", create=True), "conflict"),  # exists already
+        (colibri2.Relay(id="b9"), "item-not-found"),
+        (colibri2.Relay(id="b2", endpoints=[colibri2.Endpoint(id="local")]), "conflict"),  # a local endpoint
+        (colibri2.Relay(id="b2", endpoints=[colibri2.Endpoint(
+            id="remote", sources_given=True, sources=[Source(1111, "audio")])]), "conflict"),  # its SSRC
+    ]
+    for relay, condition in cases:
+        with pytest.raises(StanzaError) as exc:
+            await one.handle(colibri2.ConferenceModify(meeting_id=M, relays=[relay]))
+        assert exc.value.condition == condition, relay
+        assert set(conf.endpoints) == {"local"} and set(conf.relays) == {"b2"}
+    assert conf.endpoints["local"].relay is None
