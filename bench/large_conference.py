@@ -3,6 +3,7 @@
     python bench/large_conference.py [--participants 200] [--speakers 2] [--workers 1]
                                      [--video-rate 30] [--last-n 5] [--duration 30]
                                      [--join-concurrency 20] [--timeout 300] [--pyspy PREFIX]
+                                     [--bridges 2]
     python bench/large_conference.py --compare-xmpp [--participants 200]
 
 Starts `jitsi-py run` (XMPP server, MUC, focus, bridge in one process) on free loopback ports
@@ -13,6 +14,11 @@ participant does the real sign-in, conference IQ, MUC join, Jingle session and I
 with the bridge, sends audio (silent, except the `--speakers`, which sit in the middle of the
 join order so the bridge's last-N has to move them up) and `--video-rate` packets/s of
 thumbnail video, and counts what it receives.
+
+`--bridges 2` cascades the conference: a second bridge process (`python -m bridge`, pinned to
+the load processes' CPU) joins the brewery and the focus gets `max_bridge_participants` = half
+the participants, so the first half joins the stack's bridge and the second half the other,
+joined by a relay. Stats and CPU are then given per bridge and summed.
 
 Printed:
 - time from the first join until every participant's media is connected, and until every
@@ -121,9 +127,11 @@ def launch_prefix(cpu: int | None, nice: int) -> list[str]:
 
 
 async def start_stack(tmp: Path, last_n: int, log_level: str = "warning", log: str = "",
-                      prefix: list[str] | None = None) -> tuple[asyncio.subprocess.Process, str, int, str, str]:
+                      prefix: list[str] | None = None, bridge_cap: int = 0,
+                      ) -> tuple[asyncio.subprocess.Process, str, int, str, str]:
     """`jitsi-py run` on free ports; returns (process, c2s host, c2s port, cafile, http base).
-    Its stderr goes to `log` (default: a file in `tmp`)."""
+    Its stderr goes to `log` (default: a file in `tmp`). `bridge_cap`: the focus's
+    max_bridge_participants (0: one bridge takes everyone)."""
     prefix = prefix or []
     cfg = tmp / "stack.toml"
     cfg.write_text(f"""
@@ -138,6 +146,9 @@ port = 0
 port = 0
 [bridge]
 last_n = {last_n}
+[focus]
+max_bridge_participants = {bridge_cap}
+max_bridge_stress = 100.0
 [limits]
 anonymous_sessions_per_minute = 0
 connections_per_ip = 100000
@@ -167,6 +178,41 @@ max_connections = 100000
     return proc, host, port, str(tmp / "data" / "tls" / "localhost.crt"), http
 
 
+async def start_second_bridge(tmp: Path, host: str, port: int, last_n: int, log_level: str,
+                              prefix: list[str]) -> tuple[asyncio.subprocess.Process, str]:
+    """`python -m bridge` as jvb2 for the stack at host:port; returns (process, http base)."""
+    password = "jvb2-bench-secret"
+    cfg = tmp / "jvb2.toml"
+    cfg.write_text(f"""
+[server]
+data_dir = "{tmp / 'jvb2'}"
+log_level = "{log_level}"
+[bridge]
+id = "jvb2"
+last_n = {last_n}
+xmpp_host = "{host}"
+xmpp_port = {port}
+username = "jvb2"
+password = "{password}"
+http_port = 0
+""")
+    # the account, in the stack's user store (its data_dir)
+    add = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jitsi_py", "adduser", "jvb2@auth.localhost", "--config", str(tmp / "stack.toml"),
+        "--password-stdin", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
+    await add.communicate(password.encode() + b"\n")
+    errlog = open(tmp / "jvb2.stderr", "wb")
+    proc = await asyncio.create_subprocess_exec(*prefix, sys.executable, "-m", "bridge", "--config", str(cfg),
+                                                stdout=asyncio.subprocess.PIPE, stderr=errlog)
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+    m = re.search(r"HTTP (https?://[\d.]+:\d+)/", line)
+    if m is None:
+        proc.kill()
+        raise RuntimeError(f"jvb2 did not start: {line!r} {(tmp / 'jvb2.stderr').read_text()[-2000:]}")
+    return proc, m.group(1)
+
+
 async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 20) -> None:
     if proc.returncode is not None:
         return
@@ -186,6 +232,16 @@ async def colibri_stats(http: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{http}/colibri/stats", timeout=aiohttp.ClientTimeout(total=10)) as r:
             return await r.json()
+
+
+async def bridge_stats(https: list[str]) -> dict[str, Any]:
+    """/colibri/stats of every bridge, counters summed (and each bridge's under "each")."""
+    each = await asyncio.gather(*(colibri_stats(h) for h in https))
+    total: dict[str, Any] = {k: sum(st[k] for st in each) for k in
+                             ("endpoints", "packets_forwarded", "silence_dropped", "packet_rate",
+                              "relay_packets_out", "relayed_endpoints")}
+    total["each"] = each
+    return total
 
 
 # =============================================================================================
@@ -435,14 +491,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
              for i in range(n)]
     speakers = [s["audio_ssrc"] for s in specs if s["speaking"]]
     result: dict[str, Any] = {"n": n, "speakers": k, "workers": args.workers, "video_rate": args.video_rate,
-                              "last_n": args.last_n}
+                              "last_n": args.last_n, "bridges": args.bridges}
     with tempfile.TemporaryDirectory(prefix="large-conference-") as tmpdir:
         ncpu = os.cpu_count() or 1
         pin = args.pin and ncpu >= 2
         proc, host, port, cafile, http = await start_stack(Path(tmpdir), args.last_n, args.stack_log_level,
-                                                           args.stack_log, launch_prefix(0 if pin else None, args.nice))
+                                                           args.stack_log, launch_prefix(0 if pin else None, args.nice),
+                                                           bridge_cap=(n + 1) // 2 if args.bridges > 1 else 0)
         workers: list[Worker] = []
+        jvb2: asyncio.subprocess.Process | None = None
+        https = [http]
         try:
+            if args.bridges > 1:
+                jvb2, http2 = await start_second_bridge(Path(tmpdir), host, port, args.last_n, args.stack_log_level,
+                                                        launch_prefix(1 if pin else None, args.nice))
+                https.append(http2)  # it is in the brewery once it printed its address
             for w in range(args.workers):
                 # the stack alone on CPU 0, the load processes on the others
                 cpu = 1 + w % (ncpu - 1) if pin else None
@@ -502,7 +565,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # the measured window, after the speaker ranking settled
             await asyncio.sleep(args.settle)
             await asyncio.gather(*(w.call({"op": "reset"}) for w in workers))
-            st0 = await colibri_stats(http)
+            st0 = await bridge_stats(https)
+            b0 = cpu_seconds(jvb2.pid) if jvb2 is not None else 0.0
             c0, tw0, m0, me0 = cpu_seconds(proc.pid), time.monotonic(), machine_busy(), time.process_time()
             core0 = machine_busy(0)
             spy = None
@@ -513,7 +577,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                        stderr=subprocess.DEVNULL)
             await asyncio.sleep(args.duration)
             reports = await asyncio.gather(*(w.call({"op": "report"}) for w in workers))
-            st1 = await colibri_stats(http)
+            st1 = await bridge_stats(https)
+            b1 = cpu_seconds(jvb2.pid) if jvb2 is not None else 0.0
             c1, tw1, m1, me1 = cpu_seconds(proc.pid), time.monotonic(), machine_busy(), time.process_time()
             core1 = machine_busy(0)
             if spy is not None:
@@ -533,6 +598,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 forwarded=(st1["packets_forwarded"] - st0["packets_forwarded"]) / wall,
                 silence_dropped=(st1["silence_dropped"] - st0["silence_dropped"]) / wall,
                 packet_rate=st1["packet_rate"], received=sum(r["rx"] for r in reports) / wall,
+                relay_out=(st1["relay_packets_out"] - st0["relay_packets_out"]) / wall,
+                per_bridge=[(st["id"], st["endpoints"], st["relayed_endpoints"]) for st in st1["each"]],
+                bridge2_cpu_pct=100 * (b1 - b0) / wall if jvb2 is not None else None,
+                bridge2_rss=rss_mb(jvb2.pid) if jvb2 is not None else None,
                 load_cpu_pct=[100 * r["cpu"] / r["wall"] for r in reports],
                 load_lag=[max(r["lag"][i] for r in reports) for i in range(3)],
                 loss_p50=100 * percentile(losses, 50), loss_p99=100 * percentile(losses, 99),
@@ -546,7 +615,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 decrypt_errors=sum(r["decrypt_errors"] for r in reports),
                 sessions=sum(r["sessions"] for r in reports), ncpu=ncpu,
                 # CPU of everything else on the machine in the window, in % of one core
-                other_pct=100 * max(0.0, (m1 - m0) - (c1 - c0) - sum(r["cpu"] for r in reports)
+                other_pct=100 * max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0) - sum(r["cpu"] for r in reports)
                                     - (me1 - me0)) / wall,
                 machine_pct=100 * (m1 - m0) / wall / ncpu,
                 # pinned: what else ran on the stack's CPU (its own kernel work is mostly in its CPU time)
@@ -567,6 +636,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["pyspy"] = summarize_pyspy(f"{args.pyspy}.txt")
         finally:
             await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+            if jvb2 is not None:
+                await stop_process(jvb2)
             await stop_process(proc)
     return result
 
@@ -578,7 +649,8 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"\n# large_conference: {r['n']} participants, {r['speakers']} speaking, video {r['video_rate']} pkt/s "
           f"each, last-N {r['last_n']}, {r['workers']} load process(es), {r.get('ncpu', '?')} CPUs"
           + (", stack pinned to CPU 0, load to the others" if r.get("pin") else "")
-          + (f", nice {r['nice']}" if r.get("nice") else ""))
+          + (f", nice {r['nice']}" if r.get("nice") else "")
+          + (f", {r['bridges']} bridges (jvb2 on CPU 1)" if r.get("bridges", 1) > 1 else ""))
     rows = [
         ("participants joined (media connected)", f"{r['joined']} / {r['n']}"),
         ("time until all joined, s", f(r["t_joined"])),
@@ -589,6 +661,11 @@ def print_result(r: dict[str, Any]) -> None:
         ("packets/s dropped as silence at the bridge", f(r.get("silence_dropped"), 0)),
         ("packets/s forwarded by the bridge (its packet_rate)", f"{f(r.get('forwarded'), 0)} ({f(r.get('packet_rate'), 0)})"),
         ("packets/s received by the participants", f(r.get("received"), 0)),
+        *([("participants per bridge (local + relayed)",
+            ", ".join(f"{b}: {e} + {x}" for b, e, x in r.get("per_bridge", []))),
+           ("packets/s sent over the relays", f(r.get("relay_out"), 0)),
+           ("jvb2 process CPU in the window, % of a core", f(r.get("bridge2_cpu_pct"), 0)),
+           ("jvb2 RSS MB", f(r.get("bridge2_rss"), 0))] if r.get("bridges", 1) > 1 else []),
         ("stack CPU in the window, s (per s)", f"{f(r.get('stack_cpu'))} ({f(r.get('stack_cpu_pct'), 0)} %)"),
         ("load process CPU per s", ", ".join(f"{x:.0f} %" for x in r.get("load_cpu_pct", []))),
         ("speakers' audio loss per receiver p50 / p99 / max %", f"{f(r.get('loss_p50'), 2)} / {f(r.get('loss_p99'), 2)} / {f(r.get('loss_max'), 2)}"),
@@ -702,6 +779,8 @@ def main() -> None:
     ap.add_argument("--video-rate", type=float, default=30.0, help="video packets/s per participant")
     ap.add_argument("--video-sample", type=int, default=10, help="decrypt every n-th video packet")
     ap.add_argument("--last-n", type=int, default=5)
+    ap.add_argument("--bridges", type=int, choices=(1, 2), default=1,
+                    help="2: cascade the conference over the stack's bridge and a second bridge process")
     ap.add_argument("--join-concurrency", type=int, default=20, help="joins in flight at once (all workers)")
     ap.add_argument("--join-timeout", type=float, default=120.0, help="per participant join() timeout, s")
     ap.add_argument("--join-phase-timeout", type=float, default=180.0,
