@@ -39,6 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Jicofo's idea: the larger the conference, the longer source changes are collected before
+# they go out (participants at least, seconds)
+SOURCE_SIGNALING_DELAYS = ((100, 1.0), (50, 0.5), (20, 0.25))
+
+
+def source_signaling_delay(participants: int) -> float:
+    for threshold, delay in SOURCE_SIGNALING_DELAYS:
+        if participants >= threshold:
+            return delay
+    return 0.0
+
+
 @dataclass
 class Participant:
     nick: str
@@ -85,6 +97,16 @@ class Conference:
         self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
         self.in_room: asyncio.Future | None = None  # the focus's join of the room
         self.joins = 0  # how many have joined so far: the start-muted policy counts them
+        # source changes not yet sent, per receiving participant (see _broadcast_sources)
+        self._pending_sources: dict[str, list[tuple[str, list[Source], list[SourceGroup]]]] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    def close(self) -> None:
+        """The focus stops: nothing more goes out."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._pending_sources.clear()
 
     @property
     def bridge(self) -> Bridge | None:
@@ -399,19 +421,50 @@ class Conference:
         p.relayed = False
 
     def _broadcast_sources(self, action: str, owner: str, sources: list[Source], groups: list[SourceGroup]) -> None:
-        contents = []
-        for kind in ("audio", "video"):
-            mine = [Source(s.ssrc, s.kind, owner=self.owner_jid(owner), name=s.name, msid=s.msid, cname=s.cname)
-                    for s in sources if s.kind == kind]
-            ssrcs = {s.ssrc for s in mine}
-            if mine:
-                contents.append(Content(kind, kind, None, mine, [g for g in groups if set(g.ssrcs) <= ssrcs]))
-        if not contents:
+        """Tell everyone else about `owner`'s new or gone sources. In a large conference the
+        news are held for a moment and sent to each participant as one `source-add` (or
+        `-remove`) for everything that changed meanwhile: with N people joining, one stanza
+        per join per participant would be N^2 stanzas, most of them during a join burst."""
+        mine = [Source(s.ssrc, s.kind, owner=self.owner_jid(owner), name=s.name, msid=s.msid, cname=s.cname)
+                for s in sources]
+        if not mine:
             return
+        ssrcs = {s.ssrc for s in mine}
+        change = (action, mine, [g for g in groups if set(g.ssrcs) <= ssrcs])
         for other in self.participants.values():
             if other.nick != owner and other.state in ("pending", "active") and other.sid:
+                self._pending_sources.setdefault(other.nick, []).append(change)
+        delay = source_signaling_delay(len(self.participants))
+        if delay <= 0:
+            self._flush_sources()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(delay, self._flush_sources)
+
+    def _flush_sources(self) -> None:
+        self._flush_handle = None
+        pending, self._pending_sources = self._pending_sources, {}
+        for nick, changes in pending.items():
+            other = self.participants.get(nick)
+            if other is None or other.state not in ("pending", "active") or not other.sid:
+                continue
+            i = 0
+            while i < len(changes):  # one Jingle action per run of the same action, in order
+                action = changes[i][0]
+                merged_sources: list[Source] = []
+                merged_groups: list[SourceGroup] = []
+                while i < len(changes) and changes[i][0] == action:
+                    merged_sources += changes[i][1]
+                    merged_groups += changes[i][2]
+                    i += 1
+                contents = []
+                for kind in ("audio", "video"):
+                    of_kind = [s for s in merged_sources if s.kind == kind]
+                    kind_ssrcs = {s.ssrc for s in of_kind}
+                    if of_kind:
+                        contents.append(Content(kind, kind, None, of_kind,
+                                                [g for g in merged_groups if set(g.ssrcs) <= kind_ssrcs]))
                 ja = JingleAction(action=action, sid=other.sid, initiator=self.occupant_focus, contents=contents)
-                self.focus.spawn(self.focus.send_jingle(self.owner_jid(other.nick), ja, quiet=True))
+                self.focus.spawn(self.focus.send_jingle(self.owner_jid(nick), ja, quiet=True))
 
     # ---- bridge failure ------------------------------------------------------------------------
     async def bridge_gone(self, jid: str) -> None:

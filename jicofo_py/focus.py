@@ -89,6 +89,8 @@ class Focus:
         log.info("focus online as %s and %s", self.jid, self.service)
 
     async def stop(self) -> None:
+        for conf in self.conferences.values():
+            conf.close()
         for t in list(self._tasks):
             t.cancel()
         if self.component is not None:
