@@ -40,6 +40,7 @@ class Bridge:
         self._certificate: Any = None
         self._tasks: list[asyncio.Task] = []
         self.on_endpoint_expired: Callable[[Conference, Endpoint], None] | None = None
+        self.on_relay_failed: Callable[[Conference, Relay], None] | None = None
         self.started = time.time()
         self.draining = False
         self.healthy = True
@@ -325,6 +326,13 @@ class Bridge:
                     if relay.connected:
                         relay.transport.refresh_pair()
                         relay.send_wanted(conf.wanted_from(relay), force=True)  # in case one was lost
+                    elif relay.transport.state in ("failed", "closed") and not relay.failure_reported:
+                        # never connected, or lost (consent expired, DTLS closed): the focus
+                        # replaces it
+                        relay.failure_reported = True
+                        log.warning("relay %s of %s is %s", relay.id, conf.meeting_id, relay.transport.state)
+                        if self.on_relay_failed is not None:
+                            self.on_relay_failed(conf, relay)
             now = time.monotonic()
             then, before = self._rate_window
             self.packet_rate = max(0.0, (total - before) / max(now - then, 1e-3))

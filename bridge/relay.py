@@ -62,6 +62,7 @@ class Relay:
         self.wanted: frozenset[int] = frozenset()  # our logical video sources the other side wants
         self.sent_wanted: frozenset[int] | None = None  # what we last told the other side we want
         self.expired = False
+        self.failure_reported = False
 
     @property
     def connected(self) -> bool:

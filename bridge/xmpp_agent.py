@@ -21,6 +21,7 @@ from xmpp_plugins.errors import StanzaError
 from .bridge import Bridge
 from .conference import Conference
 from .endpoint import Endpoint
+from .relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class BridgeAgent:
         c.register_handler(CoroutineCallback(
             "healthcheck", MatchXPath("{jabber:client}iq/{%s}healthcheck" % HEALTH), self._on_health))
         bridge.on_endpoint_expired = self._endpoint_expired
+        bridge.on_relay_failed = self._relay_failed
         self.joined = asyncio.get_event_loop().create_future()
         self._presence_task: asyncio.Task | None = None
         self._stopping = False
@@ -142,12 +144,21 @@ class BridgeAgent:
     def _error(iq: slixmpp.Iq, exc: StanzaError) -> None:
         reply_error(iq, exc)
 
+    def _relay_failed(self, conf: Conference, relay: Relay) -> None:
+        """Tell the focus a relay to another bridge is down, so it links the two again."""
+        self._notify(conf, colibri2.ConferenceModify(meeting_id=conf.meeting_id, relays=[
+            colibri2.Relay(id=relay.id, expire=True)]))
+
     def _endpoint_expired(self, conf: Conference, ep: Endpoint) -> None:
-        """Tell the focus an endpoint went silent (an IQ set it answers like any other)."""
+        """Tell the focus an endpoint went silent."""
+        self._notify(conf, colibri2.ConferenceModify(meeting_id=conf.meeting_id, name=conf.name,
+                                                     endpoints=[colibri2.Endpoint(id=ep.id, expire=True)]))
+
+    def _notify(self, conf: Conference, req: colibri2.ConferenceModify) -> None:
+        """A conference-modify to the focus that created the conference (an IQ set it answers
+        like any other)."""
         if not conf.focus:
             return
-        req = colibri2.ConferenceModify(meeting_id=conf.meeting_id, name=conf.name,
-                                        endpoints=[colibri2.Endpoint(id=ep.id, expire=True)])
         iq = self.client.make_iq_set(ito=conf.focus)
         iq.xml.append(to_et(colibri2.modify_element(req)))
         iq.send(callback=lambda _r: None)

@@ -199,30 +199,32 @@ class Conference:
         raise StanzaError("service-unavailable", "No bridge is available")
 
     async def _link(self, new: ConfBridge) -> None:
-        """Join a bridge new to the conference to each of the others by a relay: the old side
-        is ICE-controlling and answers first with its transport, the new side gets it and
-        answers with its own, which goes back to the old side. Each side is told who is
-        behind the other."""
+        """Join a bridge new to the conference to each of the others by a relay."""
         for old in list(self.bridges.values()):
-            if old is new or not old.created:
-                continue
-            res = await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
-                colibri2.Relay(id=new.id, create=True, ice_controlling=True)]))
-            old_t = next((r.transport for r in (res.relays if res else []) if r.id == new.id), None)
-            if old_t is None:
-                raise StanzaError("internal-server-error", f"Bridge {old.jid} gave no relay transport")
-            res = await self._colibri(new, colibri2.ConferenceModify(
-                meeting_id=self.meeting_id, name=self.room, create=not new.created, relays=[colibri2.Relay(
-                    id=old.id, create=True, ice_controlling=False, transport=old_t,
-                    endpoints=self._relayed_endpoints(old.jid))]))
-            if not new.created:
-                new.created = True
-                new.bridge.conferences += 1
-            new_t = next((r.transport for r in (res.relays if res else []) if r.id == old.id), None)
-            if new_t is None:
-                raise StanzaError("internal-server-error", f"Bridge {new.jid} gave no relay transport")
-            await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
-                colibri2.Relay(id=new.id, transport=new_t, endpoints=self._relayed_endpoints(new.jid))]))
+            if old is not new and old.created:
+                await self._link_pair(old, new)
+
+    async def _link_pair(self, old: ConfBridge, new: ConfBridge) -> None:
+        """One relay between two bridges: the old side is ICE-controlling and answers first
+        with its transport, the new side gets it and answers with its own, which goes back to
+        the old side. Each side is told who is behind the other."""
+        res = await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+            colibri2.Relay(id=new.id, create=True, ice_controlling=True)]))
+        old_t = next((r.transport for r in (res.relays if res else []) if r.id == new.id), None)
+        if old_t is None:
+            raise StanzaError("internal-server-error", f"Bridge {old.jid} gave no relay transport")
+        res = await self._colibri(new, colibri2.ConferenceModify(
+            meeting_id=self.meeting_id, name=self.room, create=not new.created, relays=[colibri2.Relay(
+                id=old.id, create=True, ice_controlling=False, transport=old_t,
+                endpoints=self._relayed_endpoints(old.jid))]))
+        if not new.created:
+            new.created = True
+            new.bridge.conferences += 1
+        new_t = next((r.transport for r in (res.relays if res else []) if r.id == old.id), None)
+        if new_t is None:
+            raise StanzaError("internal-server-error", f"Bridge {new.jid} gave no relay transport")
+        await self._colibri(old, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
+            colibri2.Relay(id=new.id, transport=new_t, endpoints=self._relayed_endpoints(new.jid))]))
 
     def _relayed_endpoints(self, jid: str) -> list[colibri2.Endpoint]:
         """The participants on one bridge as the other bridges learn them over a relay."""
@@ -503,6 +505,29 @@ class Conference:
                 except StanzaError as exc:
                     log.warning("%s: cannot re-invite %s: %s", self.room, p.nick, exc)
                     p.state = "new"
+
+    def relay_failed(self, reporter: str, other: str) -> None:
+        """A bridge says its relay to another one is down: drop it on both and link them anew."""
+        def by_id(bridge_id: str) -> ConfBridge | None:
+            return next((cb for cb in self.bridges.values() if cb.id == bridge_id and cb.created), None)
+
+        async def run() -> None:
+            async with self._lock:
+                a, b = by_id(reporter), by_id(other)
+                if a is None or b is None:
+                    return
+                log.warning("%s: relay %s <-> %s is down; linking again", self.room, a.id, b.id)
+                for cb, far in ((a, b), (b, a)):
+                    await self._colibri(cb, colibri2.ConferenceModify(
+                        meeting_id=self.meeting_id, relays=[colibri2.Relay(id=far.id, expire=True)]), quiet=True)
+                for p in self.participants.values():
+                    if p.bridge in (a.jid, b.jid):
+                        p.relayed = bool(p.sources)  # announced again by the new relay
+                try:
+                    await self._link_pair(a, b)
+                except (StanzaError, asyncio.TimeoutError) as exc:
+                    log.warning("%s: could not link %s and %s again: %s", self.room, a.id, b.id, exc)
+        self.focus.spawn(run())
 
     def endpoint_expired(self, nick: str) -> None:
         """The bridge expired a silent endpoint: give that participant a fresh session."""

@@ -270,7 +270,7 @@ class Focus:
         return colibri2.parse_modified(to_lxml(el))
 
     def _on_bridge_notice(self, iq: slixmpp.Iq) -> None:
-        """A bridge tells us it expired a silent endpoint."""
+        """A bridge tells us it expired a silent endpoint, or that a relay is down."""
         if iq["type"] != "set":
             return
         iq.reply(clear=True).send()
@@ -283,6 +283,9 @@ class Focus:
                 for ep in req.endpoints:
                     if ep.expire:
                         conf.endpoint_expired(ep.id)
+                for relay in req.relays:  # the bridge's resource is its id (see bridge/__main__.py)
+                    if relay.expire:
+                        conf.relay_failed(iq["from"].resource, relay.id)
 
     async def _grant_owner(self, conf: Conference, bare: str) -> None:
         """Jicofo's auto-owner: the first participant runs the meeting (mute, lobby, password)."""

@@ -62,6 +62,16 @@ async def test_one_conference_over_two_bridges(stack, tmp_path):
         assert relay.wanted, "jvb2 asked for the video of jvb1's participants"
         assert relay.transport.stats["packets_in"] > 0 and relay.transport.stats["packets_out"] > 0
 
+        # the relay breaks (here: its transport on jvb1 closes): jvb1 tells the focus, which
+        # links the two bridges again, and media crosses once more
+        await relay.transport.stop()
+        await until(lambda: conf.relays.get("jvb2") not in (None, relay) and conf.relays["jvb2"].connected, 20,
+                    "a new relay between jvb1 and jvb2")
+        relay = conf.relays["jvb2"]
+        assert relay.endpoints == {c.nick, d.nick}
+        await receives_from(a, c, d)
+        await receives_from(c, a, b)
+
         # someone on jvb2 leaves: jvb1 forgets it, the others carry on
         await d.leave()
         await a.wait_source_remove(d.nick)
