@@ -78,6 +78,10 @@ __all__ = ["EndpointTransport", "shared_certificate", "host_addresses_override"]
 START_TIMEOUT = 15.0
 #: SCTP port of WebRTC data channels, ours and the peer's (a=sctp-port, Jingle sctpmap).
 SCTP_PORT = 5000
+# Media datagrams waiting for aiortc's receive loop, per endpoint, beyond which new ones are
+# dropped: an overloaded bridge then loses packets instead of delaying every stream more and
+# more (aioice's queue has no bound). 256 is ~0.25 s of a 720p stream, seconds of audio.
+RECEIVE_QUEUE_MAX = 256
 
 # ---------------------------------------------------------------------------------------------
 # Host addresses for ICE gathering
@@ -243,7 +247,7 @@ class EndpointTransport:
         self.certificate = certificate or shared_certificate()
         self.stats: dict[str, int] = {
             "packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0, "dropped": 0,
-            "rejected": 0,
+            "rejected": 0, "overflow": 0,
         }
         self.last_received: float = time.monotonic()
 
@@ -337,9 +341,11 @@ class EndpointTransport:
           > 3) from any other address are dropped, so nobody off-path can feed SRTP/DTLS records
           into the session. STUN still goes through (aioice authenticates it), so checks and
           consent keep working.
-        Both are counted in ``stats["rejected"]``.
+        Both are counted in ``stats["rejected"]``. RTP/RTCP beyond ``RECEIVE_QUEUE_MAX``
+        waiting datagrams is dropped and counted in ``stats["overflow"]`` (never STUN or DTLS).
         """
         original = protocol.datagram_received
+        queue = self._connection._queue
 
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
             if not data:
@@ -348,6 +354,9 @@ class EndpointTransport:
             source = self._source
             if source is not None and data[0] > 3 and (addr[0], addr[1]) != source:
                 self.stats["rejected"] += 1
+                return
+            if data[0] >= 128 and queue.qsize() >= RECEIVE_QUEUE_MAX:
+                self.stats["overflow"] += 1
                 return
             original(data, addr)
 

@@ -227,6 +227,20 @@ async def test_echo_through_bridge_transport_to_aiortc_client():
         audio = await recv_frames(tracks["audio"], 10)
         video = await recv_frames(tracks["video"], 5)
         assert transport.state == "connected"
+
+        # A burst the receive loop cannot take in time (here: delivered without yielding to
+        # it): what does not fit in the queue is dropped and counted, the session goes on.
+        from bridge.transport import RECEIVE_QUEUE_MAX
+        protocol = next(p for p in transport._connection._protocols if p.transport is not None)
+        queue = transport._connection._queue
+        burst = RECEIVE_QUEUE_MAX + 50
+        for _ in range(burst):
+            protocol.datagram_received(b"\x80\x6f" + os.urandom(98), transport._source)
+        assert queue.qsize() <= RECEIVE_QUEUE_MAX
+        assert transport.stats["overflow"] >= 50
+        audio = await recv_frames(tracks["audio"], 10)
+        video = await recv_frames(tracks["video"], 5)
+        assert transport.state == "connected"
         # aiortc sends SR+SDES per sender and RR per receiver every 0.5-1.5 s
         await asyncio.wait_for(rtcp_reports.wait(), 5)
         stats2 = dict(transport.stats)
@@ -290,6 +304,8 @@ def test_private_aiortc_names_exist():
     assert "remote_addr" in dir(aioice.ice.CandidatePair)
     assert "self.protocol = protocol" in inspect.getsource(aioice.ice.CandidatePair.__init__)
     assert "_protocols" in vars(connection)
+    assert isinstance(connection._queue, asyncio.Queue)
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(aioice.Connection.data_received)
     assert "self.receiver.data_received(" in inspect.getsource(
         aioice.ice.StunProtocol.datagram_received)
     assert "transport.sendto(" in inspect.getsource(aioice.ice.StunProtocol.send_data)
