@@ -12,9 +12,11 @@ browsers run today), kept small:
   more than 10 ms (and growing): *overuse*; below minus the threshold: *underuse*; else *normal*.
 - **Rate control (AIMD).** Overuse: the estimate drops to 0.85 x the acknowledged bitrate (what
   the receiver got over the last 500 ms, from the feedback itself), at most every 200 ms.
-  Normal: it grows, multiplicatively (8 %/s; 25 %/s until the first decrease, since we do not
-  probe) or, near the rate at which the last decreases happened (the link's capacity as far as
-  we know), additively. Underuse: hold (the queue is draining).
+  Normal: it grows, multiplicatively (8 %/s; until the first decrease 25 %/s and at least 1.2 x
+  the acknowledged bitrate, since we do not probe and a receiver already getting more than the
+  start value must not be cut down to it) or, near the rate at which the last decreases
+  happened (the link's capacity as far as we know), additively. Underuse: hold (the queue is
+  draining).
 - **Loss-based cap.** Over windows of at least 20 packets and 0.5 s: more than 10 % lost -> the
   cap becomes estimate x (1 - 0.5 x loss); under 2 % -> the cap may grow by 5 %.
 
@@ -45,6 +47,7 @@ BETA = 0.85  # multiplicative decrease (of the acknowledged bitrate)
 DECREASE_INTERVAL = 0.2  # s between two decreases: the queue needs time to drain
 INCREASE = 1.08  # per second, normally
 STARTUP_INCREASE = 1.25  # per second, until the first decrease
+STARTUP_FLOOR = 1.2  # until the first decrease, at least this times the acknowledged bitrate
 ACKED_WINDOW_MS = 500.0
 LOSS_HIGH, LOSS_LOW = 0.10, 0.02
 LOSS_WINDOW = 0.5  # s
@@ -223,6 +226,10 @@ class Estimator:
                 rate += dt * max(1200 * 8 / 0.3, 0.03 * rate)  # near capacity: carefully
             else:
                 rate *= (STARTUP_INCREASE if self._startup else INCREASE) ** dt
+            if self._startup and self.acked_bps is not None:
+                # nothing has queued yet: the link carries at least what it delivered, so a
+                # receiver that already gets more than our start value is not cut down to it
+                rate = max(rate, STARTUP_FLOOR * self.acked_bps)
         self.delay_bps = min(max(rate, self.min_bps), self.max_bps)
         self.estimate = min(max(min(self.delay_bps, self.loss_bps), self.min_bps), self.max_bps)
 

@@ -26,12 +26,13 @@ received packet.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 
 from . import rtp
 
 __all__ = ["TCC_URI", "MAX_STATUS_RUN", "find_transport_seq", "read_transport_seq", "write_transport_seq",
-           "Feedback", "build_feedback", "parse_feedback", "ArrivalLog"]
+           "Feedback", "build_feedback", "parse_feedback", "ArrivalLog", "SendLog"]
 
 TCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 FMT_TCC = 15
@@ -43,6 +44,7 @@ _U16 = struct.Struct("!H")
 _HEAD = struct.Struct("!BBHIIHHI")  # V/P/FMT, PT, length, sender, media, base, count, ref<<8|fb count
 _HH = struct.Struct("!HH")
 _h = struct.Struct("!h")
+_monotonic = time.monotonic
 
 NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
 
@@ -305,4 +307,48 @@ class ArrivalLog:
                 out.append(build_feedback(sender_ssrc, media_ssrc, base, self.fb_count, part))
                 self.fb_count = (self.fb_count + 1) & 0xFF
             base += cut
+        return out
+
+
+# ---- what we sent one receiver, for reading its feedback -----------------------------------------
+class SendLog:
+    """Transport-wide numbering of the packets we send one receiver, and their send times and
+    sizes for its feedback. Preallocated ring indexed seq % size (size a power of two): `stamp`
+    runs for every forwarded packet, so it allocates nothing and looks nothing up.
+
+    `stamp` overwrites the sequence number the *sender* put in the packet (its own numbering)
+    with ours, at the offset the conference found once per incoming packet: the focus offers
+    every participant the same extension id, so the slot is where the receiver expects it."""
+
+    __slots__ = ("ext_id", "seq", "mask", "times", "sizes")
+
+    def __init__(self, ext_id: int, size: int = 4096) -> None:
+        assert size & (size - 1) == 0
+        self.ext_id = ext_id
+        self.seq = 0
+        self.mask = size - 1
+        self.times = [0.0] * size  # time.monotonic() at sending
+        self.sizes = [0] * size
+
+    def stamp(self, buf: bytearray, at: int) -> None:
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
+        _U16.pack_into(buf, at, seq)
+        i = seq & self.mask
+        self.times[i] = _monotonic()
+        self.sizes[i] = len(buf)
+
+    def packets(self, fb: Feedback) -> list[tuple[float, int | None, int]]:
+        """(send time, arrival us or None, size) for each packet of a feedback that we still
+        remember (sent at most `size` packets ago; older or never sent ones are skipped)."""
+        out: list[tuple[float, int | None, int]] = []
+        newest = (self.seq - 1) & 0xFFFF
+        mask = self.mask
+        for k, arrival in enumerate(fb.arrivals):
+            seq = (fb.base_seq + k) & 0xFFFF
+            if (newest - seq) & 0xFFFF > mask:
+                continue  # not sent yet, or overwritten since
+            i = seq & mask
+            if self.times[i]:
+                out.append((self.times[i], arrival, self.sizes[i]))
         return out

@@ -236,3 +236,201 @@ def test_moderate_loss_holds_and_bounds():
     est3 = bwe.Estimator(start_bps=19_000_000)
     Link(est3).run(5.0, rate=100_000)
     assert est3.estimate == bwe.MAX_BPS
+
+
+# ---- a bridge with real transports -----------------------------------------------------------------
+TCC_ID = 5  # default_media()
+VP8_PT = 100
+LAYERS = (0x1000, 0x2000, 0x3000)
+LAYER_PACKETS = ((1, 250), (2, 500), (3, 1000))  # per frame: packets, bytes each (~60, 240, 720 kbit/s)
+KEY_HEADER = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) + struct.pack("<HH", 640, 360)
+DELTA_HEADER = bytes([0x11, 0x02, 0x00])
+
+
+class Client:
+    """A participant without RTCPeerConnection: the bridge's transport with the roles swapped
+    (jitsi_py.synthetic.ClientTransport: real ICE, DTLS and SRTP). As a receiver it numbers
+    nothing but reports what arrives as transport-cc feedback every 50 ms, as a browser does,
+    optionally through an emulated bottleneck of `capacity` bit/s (a queue: reported arrival
+    times grow when more arrives than it drains). As a sender it stamps its own
+    transport-wide sequence numbers."""
+
+    def __init__(self, ep_id: str, capacity: float | None = None) -> None:
+        from jitsi_py.synthetic import ClientTransport
+        self.id = ep_id
+        self.capacity = capacity
+        self.rtcp_in: list[bytes] = []
+        self.transport = ClientTransport("127.0.0.1", on_rtp=self._rtp, on_rtcp=self.rtcp_in.append)
+        self.log = ArrivalLog()
+        self.queue_free = 0.0
+        self.received = 0
+        self.tcc_seq = 0
+        self.slots: list = []
+
+    def _rtp(self, data: bytes) -> None:
+        import time
+        self.received += 1
+        seq = read_transport_seq(data, TCC_ID)
+        if seq is None:
+            return
+        now = time.monotonic()
+        if self.capacity is not None:
+            self.queue_free = max(now, self.queue_free) + len(data) * 8 / self.capacity
+            now = self.queue_free
+        self.log.add(seq, int(now * 1e6))
+
+    async def join(self, bridge, meeting: str, sources=(), groups=()) -> None:
+        from xmpp_plugins.conference import colibri2
+        from xmpp_plugins.conference.sdp import default_media
+        media = default_media()
+        res = await bridge.handle(colibri2.ConferenceModify(meeting_id=meeting, create=True, endpoints=[
+            colibri2.Endpoint(id=self.id, create=True, media=media)]))
+        mine = res.endpoints[0]
+        self.slots = mine.sources
+        await self.transport.gather()
+        await bridge.handle(colibri2.ConferenceModify(meeting_id=meeting, endpoints=[colibri2.Endpoint(
+            id=self.id, media=media, transport=self.transport.local_description(), sources_given=True,
+            sources=list(sources), groups=list(groups))]))
+        await self.transport.start(mine.transport)
+
+    async def feedback_loop(self) -> None:
+        import asyncio
+        while True:
+            await asyncio.sleep(0.05)
+            for p in self.log.feedback(0x5EED, 0):
+                self.transport.send_rtcp(p)
+
+    def send(self, ssrc: int, seq: int, ts: int, payload: bytes, marker: bool = False, skip_tcc: int = 0) -> int:
+        """One RTP packet with abs-send-time (id 3) and our transport-wide seq (id 5)."""
+        self.tcc_seq = (self.tcc_seq + skip_tcc) & 0xFFFF
+        tcc = self.tcc_seq
+        self.tcc_seq = (tcc + 1) & 0xFFFF
+        head = struct.pack("!BBHII", 0x90, (0x80 if marker else 0) | VP8_PT, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+        head += struct.pack("!HH", 0xBEDE, 2) + bytes([0x32, 0, 0, 0, (TCC_ID << 4) | 1, tcc >> 8, tcc & 0xFF, 0])
+        self.transport.send_rtp(head + payload)
+        return tcc
+
+    def feedback_acked(self) -> set[int]:
+        out: set[int] = set()
+        for data in self.rtcp_in:
+            for pt, fmt, off, length in rtp.iter_rtcp(data):
+                if pt == 205 and fmt == 15:
+                    fb = parse_feedback(data, off, length)
+                    assert fb is not None
+                    out.update((fb.base_seq + i) & 0xFFFF for i, t in enumerate(fb.arrivals) if t is not None)
+        return out
+
+
+async def simulcast_sender(alice: Client) -> None:
+    """Three VP8 layers at 30 fps, a keyframe on every layer every 10 frames."""
+    import asyncio
+    import time
+    seq = [100, 2000, 30000]
+    start = time.monotonic()
+    frame = 0
+    while True:
+        key = frame % 10 == 0
+        for layer, (count, size) in enumerate(LAYER_PACKETS):
+            for k in range(count):
+                desc = bytes([0x90 if k == 0 else 0x80, 0xC0, 0x80 | (frame >> 8 & 0x7F), frame & 0xFF, frame & 0xFF])
+                vp8_header = (KEY_HEADER if key else DELTA_HEADER) if k == 0 else b""
+                body = desc + vp8_header
+                alice.send(LAYERS[layer], seq[layer], frame * 3000, body + bytes(size - len(body)),
+                           marker=k == count - 1)
+                seq[layer] += 1
+        frame += 1
+        await asyncio.sleep(max(0.0, start + frame / 30 - time.monotonic()))
+
+
+async def test_congested_receiver_gets_a_lower_layer_and_an_uncongested_one_keeps_the_top():
+    """bob's link takes everything; carol's has a 400 kbit/s bottleneck (her feedback shows the
+    queue growing while the top layer, 720 kbit/s, is forwarded to her). Both negotiated
+    transport-cc: the bridge's estimate for carol falls below the top layer and her slot moves
+    down; bob's estimate stays above it and he keeps the top layer."""
+    import asyncio
+
+    from conftest import until
+
+    from bridge.bridge import Bridge
+    from jitsi_py.config import BridgeSection
+    from xmpp_plugins.conference.model import Source, SourceGroup
+
+    b = Bridge(BridgeSection(id="jvbtcc", last_n=2, audio_slots=1, endpoint_timeout=60))
+    await b.start()
+    alice, bob, carol = Client("alice"), Client("bob"), Client("carol", capacity=400_000)
+    tasks: list[asyncio.Task] = []
+    try:
+        video = [Source(s, "video", "alice", "alice-v0") for s in LAYERS]
+        await alice.join(b, "tcc", video, [SourceGroup("SIM", list(LAYERS))])
+        await asyncio.gather(bob.join(b, "tcc"), carol.join(b, "tcc"))
+        conf = b.conferences["tcc"]
+        tasks = [asyncio.ensure_future(c.feedback_loop()) for c in (bob, carol)]
+        tasks.append(asyncio.ensure_future(simulcast_sender(alice)))
+        recv_bob, recv_carol = conf.endpoints["bob"], conf.endpoints["carol"]
+        slot_bob = next(s for s in recv_bob.video_slots if s.source == LAYERS[0])
+        slot_carol = next(s for s in recv_carol.video_slots if s.source == LAYERS[0])
+        await until(lambda: slot_bob.layer == 2 and slot_carol.layer == 2, 10, "both on the top layer")
+        await until(lambda: slot_carol.layer < 2, 15, "carol moved down")
+        stats_carol, stats_bob = recv_carol.stats(), recv_bob.stats()
+        assert stats_carol["bwe_source"] == "transport-cc" and stats_bob["bwe_source"] == "transport-cc"
+        top = alice.transport and conf.owner_of[LAYERS[2]].bitrate(LAYERS[2])
+        assert top is not None and stats_carol["bwe_bps"] < top < stats_bob["bwe_bps"]
+        assert recv_carol.bwe.link_capacity is not None and recv_carol.bwe.link_capacity < 550_000
+        # carol's layer 1 then fits, and does not flap back up; bob keeps the top layer throughout
+        await until(lambda: slot_carol.layer == 1, 5, "carol on layer 1")
+        n = carol.received
+        await until(lambda: carol.received > n + 60, 5, "carol still receiving")
+        assert slot_carol.target == 1 and slot_carol.layer == 1
+        assert slot_bob.layer == 2 and slot_bob.switches == 1
+        assert recv_bob.bwe.state != "overuse" and recv_bob.bwe.link_capacity is None
+    finally:
+        for t in tasks:
+            t.cancel()
+        for c in (alice, bob, carol):
+            await c.transport.stop()
+        await b.stop()
+
+
+async def test_bridge_sends_transport_cc_feedback_to_a_sender():
+    """What alice sends with transport-wide sequence numbers is acknowledged in feedback, a
+    number she skipped is reported lost, and the feedback's arrival times are plausible."""
+    import asyncio
+
+    from conftest import until
+
+    from bridge.bridge import Bridge
+    from jitsi_py.config import BridgeSection
+    from xmpp_plugins.conference.model import Source
+
+    b = Bridge(BridgeSection(id="jvbtcc2", last_n=2, audio_slots=1, endpoint_timeout=60))
+    await b.start()
+    alice, bob = Client("alice"), Client("bob")
+    try:
+        await alice.join(b, "fb", [Source(0x4242, "video", "alice", "alice-v0")])
+        await bob.join(b, "fb")
+        sent = []
+        for i in range(100):
+            sent.append(alice.send(0x4242, i, i * 3000, b"\x10\x02\x00" + bytes(300), skip_tcc=1 if i == 50 else 0))
+            if i % 10 == 9:
+                await asyncio.sleep(0.01)
+        assert sent[50] == sent[49] + 2  # one number skipped: never sent
+        await until(lambda: alice.feedback_acked() >= set(sent), 5, "feedback for every packet")
+        assert (sent[49] + 1) not in alice.feedback_acked()
+        lost = []
+        arrivals = []
+        for data in alice.rtcp_in:
+            for pt, fmt, off, length in rtp.iter_rtcp(data):
+                if pt == 205 and fmt == 15:
+                    fb = parse_feedback(data, off, length)
+                    assert fb.sender_ssrc == b.feedback_ssrc_video and fb.media_ssrc == 0x4242
+                    lost += [(fb.base_seq + i) & 0xFFFF for i, t in enumerate(fb.arrivals) if t is None]
+                    arrivals += [t for t in fb.arrivals if t is not None]
+        assert lost == [sent[49] + 1]
+        assert max(arrivals) - min(arrivals) < 2_000_000  # all within the two seconds this took
+        # bob, who sends nothing, gets no feedback; the receivers' copies carry the bridge's numbers
+        assert not any(pt == 205 and fmt == 15 for d in bob.rtcp_in for pt, fmt, _, _ in rtp.iter_rtcp(d))
+        assert bob.log.started and bob.log.high - bob.log.next_seq < 200
+    finally:
+        for c in (alice, bob):
+            await c.transport.stop()
+        await b.stop()
