@@ -72,12 +72,14 @@ class Conference:
         if len(data) < 12:
             sender.packets_dropped += 1
             return
-        tcc_at = -1
+        tcc = None
         if sender.tcc_ext is not None:  # every packet that arrives counts for its feedback
             tcc_at = twcc.find_transport_seq(data, sender.tcc_ext)
             if tcc_at >= 0:
+                now = _monotonic()
                 sender.arrivals.add(_U16_unpack_from(data, tcc_at)[0],  # type: ignore[union-attr]
-                                    int((_monotonic() - EPOCH) * 1e6))
+                                    int((now - EPOCH) * 1e6))
+                tcc = (tcc_at, now, len(data))  # for every receiver's copy (twcc.SendLog.stamp)
         ssrc = rtp.rtp_ssrc(data)
         src = sender.forwarded.get(ssrc)
         if src is None:
@@ -103,7 +105,7 @@ class Conference:
         if not routes:
             return
         for send, slot, _ in routes:
-            out = slot.rewrite(data, tcc_at)
+            out = slot.rewrite(data, tcc)
             if out is not None:  # a simulcast slot drops what is not (yet) its layer
                 send(out)
         self.packets_forwarded += len(routes)
@@ -133,9 +135,10 @@ class Conference:
                         entry = cache[in_seq % CACHE_SIZE]
                         if entry is not None and entry[0] == in_seq:
                             # a resent packet is a new transport packet: it gets our next number
-                            tcc_at = twcc.find_transport_seq(entry[1], sender.tcc_ext) \
+                            at = twcc.find_transport_seq(entry[1], sender.tcc_ext) \
                                 if sender.tcc_ext is not None else -1
-                            out = rewrite(entry[1], tcc_at)
+                            tcc = (at, time.monotonic(), len(entry[1])) if at >= 0 else None
+                            out = rewrite(entry[1], tcc)
                             if out is not None:
                                 sender.transport.send_rtp(out)
             elif pt == 205 and fmt == 15:  # transport-cc feedback: our estimate of its link

@@ -26,7 +26,6 @@ received packet.
 from __future__ import annotations
 
 import struct
-import time
 from dataclasses import dataclass, field
 
 from . import rtp
@@ -44,7 +43,7 @@ _U16 = struct.Struct("!H")
 _HEAD = struct.Struct("!BBHIIHHI")  # V/P/FMT, PT, length, sender, media, base, count, ref<<8|fb count
 _HH = struct.Struct("!HH")
 _h = struct.Struct("!h")
-_monotonic = time.monotonic
+_U16_pack_into = _U16.pack_into
 
 NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
 
@@ -317,26 +316,27 @@ class SendLog:
     runs for every forwarded packet, so it allocates nothing and looks nothing up.
 
     `stamp` overwrites the sequence number the *sender* put in the packet (its own numbering)
-    with ours, at the offset the conference found once per incoming packet: the focus offers
-    every participant the same extension id, so the slot is where the receiver expects it."""
+    with ours. What it gets from the conference is one tuple per *incoming* packet, (offset of
+    the number, time, size), shared by every receiver's copy: the ring keeps a reference to it,
+    so a forwarded packet costs no clock read and no new objects. The offset is where the
+    sender's packet has it: the focus offers every participant the same extension id, so the
+    slot is where the receiver expects it."""
 
-    __slots__ = ("ext_id", "seq", "mask", "times", "sizes")
+    __slots__ = ("ext_id", "seq", "mask", "sent")
 
     def __init__(self, ext_id: int, size: int = 4096) -> None:
         assert size & (size - 1) == 0
         self.ext_id = ext_id
         self.seq = 0
         self.mask = size - 1
-        self.times = [0.0] * size  # time.monotonic() at sending
-        self.sizes = [0] * size
+        self.sent: list[tuple[int, float, int] | None] = [None] * size
 
-    def stamp(self, buf: bytearray, at: int) -> None:
+    def stamp(self, buf: bytearray, info: tuple[int, float, int]) -> None:
+        """Number `buf` (a copy about to be sent); `info` = (offset, time.monotonic(), size)."""
         seq = self.seq
         self.seq = (seq + 1) & 0xFFFF
-        _U16.pack_into(buf, at, seq)
-        i = seq & self.mask
-        self.times[i] = _monotonic()
-        self.sizes[i] = len(buf)
+        _U16_pack_into(buf, info[0], seq)
+        self.sent[seq & self.mask] = info
 
     def packets(self, fb: Feedback) -> list[tuple[float, int | None, int]]:
         """(send time, arrival us or None, size) for each packet of a feedback that we still
@@ -344,11 +344,12 @@ class SendLog:
         out: list[tuple[float, int | None, int]] = []
         newest = (self.seq - 1) & 0xFFFF
         mask = self.mask
+        sent = self.sent
         for k, arrival in enumerate(fb.arrivals):
             seq = (fb.base_seq + k) & 0xFFFF
             if (newest - seq) & 0xFFFF > mask:
                 continue  # not sent yet, or overwritten since
-            i = seq & mask
-            if self.times[i]:
-                out.append((self.times[i], arrival, self.sizes[i]))
+            info = sent[seq & mask]
+            if info is not None:
+                out.append((info[1], arrival, info[2]))
         return out
