@@ -24,7 +24,8 @@ from .relay import Relay
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-REMB_BPS = 2_500_000  # what we let each sender ramp up to; we do not estimate bandwidth yet
+REMB_BPS = 2_500_000  # what we let each sender ramp up to (senders without transport-cc; harmless for others)
+TCC_FEEDBACK_INTERVAL = 0.1  # s between transport-cc feedback packets to each sender
 PACKET_RATE_CAPACITY = 130_000.0  # forwarded packets/s one core sustains (bench/bridge_forward.py, N=20)
 
 
@@ -51,7 +52,7 @@ class Bridge:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._rtcp_loop()),
-                       asyncio.ensure_future(self._expiry_loop())]
+                       asyncio.ensure_future(self._expiry_loop()), asyncio.ensure_future(self._tcc_loop())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -337,6 +338,30 @@ class Bridge:
             then, before = self._rate_window
             self.packet_rate = max(0.0, (total - before) / max(now - then, 1e-3))
             self._rate_window = (now, total)
+
+    async def _tcc_loop(self) -> None:
+        """Transport-cc feedback to every sender that numbers its packets: a browser whose offer
+        has transport-cc sets its sending rate from this feedback (not from our REMB)."""
+        while True:
+            await asyncio.sleep(TCC_FEEDBACK_INTERVAL)
+            for conf in list(self.conferences.values()):
+                for ep in list(conf.endpoints.values()):
+                    self.send_tcc_feedback(ep)
+
+    def send_tcc_feedback(self, ep: Endpoint) -> int:
+        """Report the packets `ep` sent us since the last report; the number of RTCP packets sent."""
+        t = ep.transport
+        if ep.arrivals is None or t is None or t.state != "connected":
+            return 0
+        media = next(iter(ep.forwarded), 0)  # the feedback is transport-wide; any SSRC of its
+        try:
+            packets = ep.arrivals.feedback(self.feedback_ssrc_video, media)
+            for p in packets:
+                t.send_rtcp(p)
+        except Exception:
+            log.exception("transport-cc feedback to %s failed", ep.id)
+            return 0
+        return len(packets)
 
     async def _expiry_loop(self) -> None:
         while True:

@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from . import rtp, simulcast
+from . import rtp, simulcast, twcc
 from .endpoint import Endpoint
 from .relay import PASS, PassThrough, Relay, parse_wanted
 from .slots import CACHE_SIZE, LayerRoute, Slot
@@ -35,6 +35,9 @@ PLI_INTERVAL = 0.3  # at most one keyframe request per source this often
 IDEAL_HEIGHT = 720  # what we ask of a sender someone receives without a lower constraint
 MEASURE_INTERVAL = 1.0  # seconds between bitrate measurements of incoming streams (and layer choices)
 KEYFRAME_RETRY = 1.0  # a layer switch still waiting for its keyframe asks again this often
+EPOCH = time.monotonic()  # arrival times in transport-cc feedback count microseconds from here
+_U16_unpack_from = rtp._U16.unpack_from
+_monotonic = time.monotonic
 
 
 class Conference:
@@ -77,6 +80,14 @@ class Conference:
         if len(data) < 12:
             sender.packets_dropped += 1
             return
+        tcc = None
+        if sender.tcc_ext is not None:  # every packet that arrives counts for its feedback
+            tcc_at = twcc.find_transport_seq(data, sender.tcc_ext)
+            if tcc_at >= 0:
+                now = _monotonic()
+                sender.arrivals.add(_U16_unpack_from(data, tcc_at)[0],  # type: ignore[union-attr]
+                                    int((now - EPOCH) * 1e6))
+                tcc = (tcc_at, now, len(data))  # for every receiver's copy (twcc.SendLog.stamp)
         ssrc = rtp.rtp_ssrc(data)
         src = sender.forwarded.get(ssrc)
         if src is None:
@@ -102,7 +113,7 @@ class Conference:
         if not routes:
             return
         for send, slot, _ in routes:
-            out = slot.rewrite(data)
+            out = slot.rewrite(data, tcc)
             if out is not None:  # a simulcast slot drops what is not (yet) its layer
                 send(out)
         self.packets_forwarded += len(routes)
@@ -131,9 +142,20 @@ class Conference:
                         in_seq = slot.source_seq(seq)
                         entry = cache[in_seq % CACHE_SIZE]
                         if entry is not None and entry[0] == in_seq:
-                            out = rewrite(entry[1])
+                            # a resent packet is a new transport packet: it gets our next number
+                            at = twcc.find_transport_seq(entry[1], sender.tcc_ext) \
+                                if sender.tcc_ext is not None else -1
+                            tcc = (at, time.monotonic(), len(entry[1])) if at >= 0 else None
+                            out = rewrite(entry[1], tcc)
                             if out is not None:
                                 sender.transport.send_rtp(out)
+            elif pt == 205 and fmt == 15:  # transport-cc feedback: our estimate of its link
+                fb = twcc.parse_feedback(data, off, length)
+                if fb is not None and sender.bwe is not None and sender.tcc_out is not None:
+                    now = time.monotonic()
+                    sender.bwe.on_feedback(sender.tcc_out.packets(fb), now)
+                    if simulcast.on_bwe(sender, now) and self.layered:
+                        self._allocate(sender, now)
             elif pt == 206 and fmt == 15:  # REMB: the receiver's bandwidth estimate
                 remb = rtp.parse_remb(data, off, length)
                 if remb is not None and self.layered \

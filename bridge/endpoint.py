@@ -5,13 +5,16 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from xmpp_plugins.conference.model import Media, Source, SourceGroup
 
 from . import rtp
+from .bwe import Estimator
 from .simulcast import UNLIMITED
 from .slots import ALL_PAYLOAD_TYPES, CACHE_SIZE, Slot, random_ssrc
+from .twcc import TCC_URI, ArrivalLog, SendLog
 
 if TYPE_CHECKING:
     from .conference import Conference
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+TCC_STALE = 5.0  # s without transport-cc feedback after which a receiver's REMB counts again
 
 
 class StreamStats:
@@ -109,15 +113,26 @@ class Endpoint:
         # as a receiver: ReceiverVideoConstraints (max heights; UNLIMITED if not given) ...
         self.default_max_height = UNLIMITED
         self.max_heights: dict[str, int] = {}  # by source name or endpoint id
-        # ... and its bandwidth estimate (the REMB it sends us; see simulcast.py)
+        # ... and its bandwidth estimate: the REMB it sends us, or ours from its transport-cc
+        # feedback when it negotiated transport-cc and sends feedback (see simulcast.py)
         self.remb_bps: int | None = None
         self.bwe_limited_until = 0.0
+        # transport-cc (twcc.py), set up by set_media when the media has the extension: the id,
+        # our numbering of what we send it, its estimate, and the arrivals of what it sends us
+        self.tcc_ext: int | None = None
+        self.tcc_out: SendLog | None = None
+        self.bwe: Estimator | None = None
+        self.bwe_history: deque[tuple[float, float]] = deque()  # (time, estimate) over the last seconds
+        self.bwe_allocated = (0.0, 0.0)  # (time, estimate) of the last layer choice it caused
+        self.arrivals: ArrivalLog | None = None
 
     # ---- set-up ----------------------------------------------------------------------------
     def make_slots(self, audio: int, video: int, taken: set[int]) -> None:
         self.audio_slots = [Slot("audio", i, random_ssrc(taken)) for i in range(audio)]
         self.video_slots = [Slot("video", i, random_ssrc(taken)) for i in range(video)]
         self.slot_by_out = {s.out_ssrc: s for s in self.audio_slots + self.video_slots}
+        for s in self.audio_slots + self.video_slots:
+            s.tcc = self.tcc_out
 
     def slot_sources(self) -> list[Source]:
         """The slots as sources for the Jingle offer to this participant."""
@@ -132,11 +147,27 @@ class Endpoint:
                         if pt.name.upper() == "VP8")
         has_video = any(m.payload_types for m in media if m.kind == "video")
         self.vp8_pts = vp8 if has_video else ALL_PAYLOAD_TYPES  # unknown: assume VP8
+        tcc_ext = None
         for m in media:
-            if m.kind == "audio":
-                for ext in m.header_extensions:
-                    if ext.uri == AUDIO_LEVEL_URI:
-                        self.audio_level_ext = ext.id
+            for ext in m.header_extensions:
+                if m.kind == "audio" and ext.uri == AUDIO_LEVEL_URI:
+                    self.audio_level_ext = ext.id
+                elif ext.uri == TCC_URI:
+                    tcc_ext = ext.id
+        self.set_tcc(tcc_ext)
+
+    def set_tcc(self, ext_id: int | None) -> None:
+        """Transport-cc on (with this one-byte extension id) or off. What we already have is
+        kept when the id stays (a COLIBRI2 update repeats the media)."""
+        if ext_id == self.tcc_ext:
+            return
+        self.tcc_ext = ext_id
+        self.tcc_out = SendLog(ext_id) if ext_id is not None else None
+        self.bwe = Estimator() if ext_id is not None else None
+        self.bwe_history.clear()
+        self.arrivals = ArrivalLog() if ext_id is not None else None
+        for s in self.audio_slots + self.video_slots:
+            s.tcc = self.tcc_out
 
     def set_sources(self, sources: list[Source], groups: list[SourceGroup]) -> None:
         self.sources = {s.ssrc: s for s in sources}
@@ -227,13 +258,31 @@ class Endpoint:
         """Where RTCP about this endpoint's streams goes: its transport, or its relay's."""
         return self.transport if self.relay is None else self.relay.transport
 
+    def bwe_source(self, now: float | None = None) -> str | None:
+        """Where this receiver's bandwidth estimate comes from: "transport-cc" (our estimator,
+        fed by its feedback, recent), "remb" (its own REMB), or None (no estimate: no limit)."""
+        now = time.monotonic() if now is None else now
+        bwe = self.bwe
+        if bwe is not None and bwe.feedbacks and now - bwe.last_feedback < TCC_STALE:
+            return "transport-cc"
+        return "remb" if self.remb_bps is not None else None
+
+    def bwe_bps(self, now: float | None = None) -> float | None:
+        source = self.bwe_source(now)
+        if source == "transport-cc":
+            assert self.bwe is not None
+            return self.bwe.estimate
+        return float(self.remb_bps) if source == "remb" and self.remb_bps is not None else None
+
     def stats(self) -> dict[str, Any]:
         t = self.transport
         if self.relay is not None:
             return {"id": self.id, "relay": self.relay.id, "sources": sorted(self.forwarded)}
+        bwe = self.bwe_bps()
         return {"id": self.id, "stats_id": self.stats_id,
                 "transport": t.state if t is not None else "none",
                 "sources": sorted(self.forwarded), "dropped": self.packets_dropped,
+                "bwe_bps": round(bwe) if bwe is not None else None, "bwe_source": self.bwe_source(),
                 **({k: v for k, v in t.stats.items()} if t is not None else {})}
 
 

@@ -27,6 +27,9 @@ async def stats(request: web.Request) -> web.Response:
     body = bridge.stats()
     if request.query.get("conferences") == "true":
         body["conference_list"] = [c.stats() for c in bridge.conferences.values()]
+        if request.query.get("endpoints") == "true":  # per endpoint: transport, bandwidth estimate
+            for entry, conf in zip(body["conference_list"], bridge.conferences.values()):
+                entry["endpoint_list"] = [ep.stats() for ep in conf.endpoints.values()]
     return web.json_response(body)
 
 

@@ -46,7 +46,7 @@ class LayerRoute:
 
     __slots__ = ("rewrite", "sender_report", "slot")
 
-    def __init__(self, slot: "Slot", rewrite: Callable[[bytes], bytes | None],
+    def __init__(self, slot: "Slot", rewrite: Callable[[bytes, Any], bytes | None],
                  sender_report: Callable[[bytes], bytes | None]) -> None:
         self.slot = slot
         self.rewrite = rewrite
@@ -64,7 +64,9 @@ class Slot:
                  # index (-1: none), VP8 payload types, PictureID/TL0PICIDX continuity
                  "layers", "layer", "target", "vp8_pts", "anchor", "pid_off", "tl0_off",
                  "last_pid", "last_tl0", "pid_fresh", "tl0_fresh", "vp8_fresh", "switches",
-                 "on_switch", "fwd", "watch")
+                 "on_switch", "fwd", "watch",
+                 # the receiver's transport-cc numbering (twcc.SendLog), None if it has none
+                 "tcc")
 
     def __init__(self, kind: str, index: int, out_ssrc: int) -> None:
         self.kind = kind
@@ -94,6 +96,7 @@ class Slot:
         self.on_switch: Callable[["Slot"], Any] | None = None  # the conference re-routes
         self.fwd = LayerRoute(self, self.rewrite_layer, self.sender_report)
         self.watch = LayerRoute(self, self.watch_keyframe, _no_report)
+        self.tcc: Any = None
 
     @property
     def name(self) -> str:
@@ -145,7 +148,7 @@ class Slot:
             self.pid_fresh = self.tl0_fresh = self.vp8_fresh = True
         return True
 
-    def watch_keyframe(self, data: bytes) -> bytes | None:
+    def watch_keyframe(self, data: bytes, tcc: tuple[int, float, int] | None = None) -> bytes | None:
         """A packet of the target layer: switch to it if it starts a keyframe (for a codec other
         than VP8 we cannot tell, and switch at once), else drop it."""
         if data[1] & 0x7F in self.vp8_pts:
@@ -160,9 +163,9 @@ class Slot:
         self.switches += 1
         if self.on_switch is not None:
             self.on_switch(self)
-        return self.rewrite_layer(data)
+        return self.rewrite_layer(data, tcc)
 
-    def rewrite_layer(self, data: bytes) -> bytes | None:
+    def rewrite_layer(self, data: bytes, tcc: tuple[int, float, int] | None = None) -> bytes | None:
         """A packet of the current layer as this slot sends it: SSRC, seq and timestamp as in
         `rewrite`, and the VP8 PictureID (at the packet's 7 or 15 bits) and TL0PICIDX offset so
         they continue from the previous layer. None for a packet from before the switch.
@@ -190,6 +193,8 @@ class Slot:
             self.last_ts = out_ts
         buf = bytearray(data)
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.out_ssrc)
+        if tcc is not None and self.tcc is not None:
+            self.tcc.stamp(buf, tcc)
         self.sent += 1
         if b1 & 0x7F not in self.vp8_pts:
             return bytes(buf)
@@ -251,8 +256,11 @@ class Slot:
                 self.last_tl0 = t
         return bytes(buf)
 
-    def rewrite(self, data: bytes) -> bytes:
-        """The packet as this slot sends it; one copy, rewritten in place."""
+    def rewrite(self, data: bytes, tcc: tuple[int, float, int] | None = None) -> bytes:
+        """The packet as this slot sends it; one copy, rewritten in place. ``tcc``: where the
+        packet has a transport-wide sequence number, when it came and its size (None: it has
+        none), so that the copy gets the receiver's number if it has transport-cc
+        (twcc.SendLog.stamp)."""
         seq = rtp.rtp_seq(data)
         ts = rtp.rtp_timestamp(data)
         if self.fresh:
@@ -267,6 +275,8 @@ class Slot:
             self.last_ts = out_ts
         buf = bytearray(data)
         rtp.rewrite_rtp(buf, self.out_ssrc, out_seq, out_ts)
+        if tcc is not None and self.tcc is not None:
+            self.tcc.stamp(buf, tcc)
         self.sent += 1
         return bytes(buf)
 

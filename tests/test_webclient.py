@@ -677,3 +677,35 @@ async def test_python_participant_and_browser(stack, browser):
         await py.leave()
     await page.wait_for_selector('.tile[data-name="Py Bot"]', state="detached", timeout=10_000)
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_bridge_estimates_chromium_bandwidth_with_transport_cc(stack, browser):
+    """Two Chromium pages in a call negotiate transport-cc: the bridge numbers what it forwards
+    to each, estimates each one's bandwidth from its feedback (`bwe_source` in the bridge's
+    endpoint stats), and sends each one feedback for what it sends."""
+    from conftest import until
+
+    url = f"{base_url(stack)}/TccRoom"
+    alice = await open_room(browser, url, "Alice Tcc")
+    bob = await open_room(browser, url, "Bob Tcc")
+    await in_conference(alice)
+    await in_conference(bob)
+    await wait_video(alice, "Bob Tcc")
+    await wait_video(bob, "Alice Tcc")
+
+    async def endpoints() -> list[dict]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url(stack)}/colibri/stats?conferences=true&endpoints=true") as r:
+                body = await r.json()
+        return [ep for c in body.get("conference_list", []) for ep in c.get("endpoint_list", [])]
+
+    conf = next(iter(stack.bridge.conferences.values()))
+    await until(lambda: len(conf.endpoints) == 2
+                and all(ep.bwe_source() == "transport-cc" for ep in conf.endpoints.values()),
+                15, "a transport-cc estimate for both pages")
+    latest = await endpoints()
+    assert len(latest) == 2 and all(ep["bwe_source"] == "transport-cc" for ep in latest), latest
+    assert all(50_000 <= ep["bwe_bps"] <= 20_000_000 for ep in latest)
+    await until(lambda: all(ep.arrivals is not None and ep.arrivals.fb_count > 0 for ep in conf.endpoints.values()),
+                5, "feedback sent to both senders")
+    assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]

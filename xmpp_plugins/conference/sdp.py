@@ -181,14 +181,23 @@ def parse_answer(sdp: str, owner: str = "") -> Answer:
 
 def default_media() -> list[Media]:
     """What the focus offers: opus and VP8 with Jitsi's payload types; the audio level (the
-    bridge drops silence and picks speakers by it) and abs-send-time extensions. No RTX (the
-    bridge answers NACKs from its own cache) and no transport-cc until the bridge sends its
-    feedback: a sender that negotiates it would wait for feedback instead of using REMB."""
-    audio = Media("audio", [PayloadType(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"})],
-                  [])
-    video = Media("video", [PayloadType(100, "VP8", 90000, 1, {},
-                                        [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")])], [])
+    bridge drops silence and picks speakers by it) and abs-send-time extensions; transport-cc
+    (the transport-wide sequence number, id 5 in both kinds, and the `transport-cc` rtcp-fb):
+    the bridge numbers what it sends each receiver and estimates its bandwidth from the
+    receiver's feedback, and sends each sender feedback for what it receives (a browser that
+    negotiated transport-cc sets its sending rate from that feedback, no longer from REMB,
+    which the bridge keeps sending for the others). The id must be the same for everyone: the
+    bridge reuses the sender's extension slot in the copy it sends a receiver. No RTX (the
+    bridge answers NACKs from its own cache)."""
     from .model import HeaderExtension
+    tcc = HeaderExtension(5, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01")
+    audio = Media("audio", [PayloadType(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"},
+                                        [("transport-cc", "")])], [])
+    video = Media("video", [PayloadType(100, "VP8", 90000, 1, {},
+                                        [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", ""),
+                                         ("transport-cc", "")])], [])
     audio.header_extensions.append(HeaderExtension(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
+    audio.header_extensions.append(HeaderExtension(tcc.id, tcc.uri))
     video.header_extensions.append(HeaderExtension(3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"))
+    video.header_extensions.append(HeaderExtension(tcc.id, tcc.uri))
     return [audio, video]
