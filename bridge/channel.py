@@ -161,7 +161,10 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
     elif cls in ("LastNChangedEvent", "LastN"):
         _set_last_n(ep, data.get("lastN"))
     elif cls == "ReceiverVideoConstraints":
+        pinned = ep.pinned
         if ep.set_receiver_constraints(data):
+            if ep.pinned != pinned:
+                conf.reassign()  # who fills its slots changes, not only their layers
             conf.constraints_changed(ep)
         if "lastN" in data:
             _set_last_n(ep, data.get("lastN"))

@@ -320,7 +320,10 @@ class Conference:
             if recv.transport is None:
                 continue
             changed = self._fill(recv.audio_slots, [a for a in audio if a[1] is not recv], len(recv.audio_slots))
-            changed_v = self._fill(recv.video_slots, [v for v in video if v[1] is not recv], recv.wanted_video())
+            candidates = [v for v in video if v[1] is not recv]
+            if recv.pinned:
+                candidates = self._pinned_first(candidates, recv.pinned)
+            changed_v = self._fill(recv.video_slots, candidates, recv.wanted_video())
             send, send_rtcp = recv.transport.send_rtp, recv.transport.send_rtcp
             for slot in recv.video_slots:
                 owner = self.owner_of.get(slot.source) if slot.source is not None else None
@@ -392,8 +395,16 @@ class Conference:
             self._reroute(slot.source)
 
     def _by_rank(self, recv: Endpoint) -> list[Slot]:
+        """The receiver's video slots, most important first: pinned, then by speaker rank."""
         order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
-        return sorted(recv.video_slots, key=lambda s: order.get(s.owner, len(order)))
+        pinned = set(recv.pinned)
+
+        def key(s: Slot) -> tuple[int, int]:
+            owner = self.owner_of.get(s.source) if s.source is not None else None
+            src = owner.logical.get(s.source) if owner is not None and s.source is not None else None
+            first = bool(pinned) and (s.owner in pinned or (src is not None and src.name in pinned))
+            return (0 if first else 1, order.get(s.owner, len(order)))
+        return sorted(recv.video_slots, key=key)
 
     def _allocate(self, recv: Endpoint, now: float | None = None) -> None:
         """Choose the target layers of one receiver again; re-route and ask for keyframes."""
@@ -456,6 +467,23 @@ class Conference:
                 ep.sent_ideal_height = height
                 ep.send_channel({"colibriClass": "SenderVideoConstraints",
                                  "videoConstraints": {"idealHeight": height}})
+
+    @staticmethod
+    def _pinned_first(candidates: list[tuple[int, Endpoint]], pinned: tuple[str, ...]) -> list[tuple[int, Endpoint]]:
+        """The receiver's on-stage and selected sources (by source name or endpoint id) first,
+        in its order, then the rest in speaker order."""
+        rank = {key: i for i, key in enumerate(pinned)}
+        first = []
+        for ssrc, ep in candidates:
+            src = ep.logical.get(ssrc)
+            i = rank.get(src.name if src is not None else "", rank.get(ep.id))
+            if i is not None:
+                first.append((i, ssrc, ep))
+        if not first:
+            return candidates
+        first.sort(key=lambda t: t[0])
+        chosen = {ssrc for _, ssrc, _ in first}
+        return [(ssrc, ep) for _, ssrc, ep in first] + [c for c in candidates if c[0] not in chosen]
 
     @staticmethod
     def _fill(slots: list[Slot], candidates: list[tuple[int, Endpoint]], wanted: int) -> list[Slot]:

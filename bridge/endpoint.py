@@ -113,6 +113,9 @@ class Endpoint:
         # as a receiver: ReceiverVideoConstraints (max heights; UNLIMITED if not given) ...
         self.default_max_height = UNLIMITED
         self.max_heights: dict[str, int] = {}  # by source name or endpoint id
+        # sources (names, or endpoint ids as older clients send) it wants in its slots before
+        # anyone the speaker ranking would pick: on stage first, then selected (pinned)
+        self.pinned: tuple[str, ...] = ()
         # ... and its bandwidth estimate: the REMB it sends us, or ours from its transport-cc
         # feedback when it negotiated transport-cc and sends feedback (see simulcast.py)
         self.remb_bps: int | None = None
@@ -203,7 +206,7 @@ class Endpoint:
         (keyed by source name, or endpoint id as older clients do), each {"maxHeight": H}; a
         negative height is no limit, 0 no video. A part the message leaves out is kept. True if
         anything changed."""
-        before = (self.default_max_height, dict(self.max_heights))
+        before = (self.default_max_height, dict(self.max_heights), self.pinned)
         default = message.get("defaultConstraints")
         if isinstance(default, dict):
             h = _height(default.get("maxHeight"))
@@ -216,7 +219,15 @@ class Endpoint:
                 h = _height(c.get("maxHeight")) if isinstance(c, dict) else None
                 if isinstance(key, str) and h is not None:
                     self.max_heights[key] = h
-        return before != (self.default_max_height, self.max_heights)
+        pinned: list[str] = []
+        for key in ("onStageSources", "onStageEndpoints", "selectedSources", "selectedEndpoints"):
+            value = message.get(key)
+            if isinstance(value, list):
+                pinned += [v for v in value if isinstance(v, str) and v and v not in pinned]
+        if any(k in message for k in ("onStageSources", "onStageEndpoints", "selectedSources",
+                                      "selectedEndpoints")):
+            self.pinned = tuple(pinned[:64])
+        return before != (self.default_max_height, self.max_heights, self.pinned)
 
     def max_height(self, source: Source | None, owner: str) -> int:
         """What this receiver wants of a source at most (pixels of height, UNLIMITED, or 0)."""

@@ -40,6 +40,8 @@ class Peer:
         self.pc.addTrack(VideoStreamTrack())
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         answer = parse_answer(self.pc.localDescription.sdp, owner=self.id)
+        for s in answer.sources:  # named as COLIBRI2 names them when the answer does not
+            s.name = s.name or f"{self.id}-{s.kind[0]}0"
         self.sources = answer.sources
         self.groups = answer.groups
         await self.bridge.handle(colibri2.ConferenceModify(meeting_id=self.meeting_id, endpoints=[

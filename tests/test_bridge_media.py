@@ -19,6 +19,7 @@ from xmpp_plugins.conference.sdp import build_offer, default_media, parse_answer
 from xmpp_plugins.errors import StanzaError
 
 from bridge_peer import Peer  # noqa: E402
+from conftest import until  # noqa: E402
 
 
 @pytest.fixture
@@ -337,3 +338,36 @@ async def test_a_second_transport_update_adds_candidates_and_keeps_the_endpoint(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_pinned_source_fills_the_slot_before_the_speaker():
+    """last-N 1: the receiver gets the loud speaker's video, until it puts the quiet one on
+    stage (ReceiverVideoConstraints onStageSources, by source name); unpinned, back to the
+    speaker. Selecting by endpoint id (older clients) works the same."""
+    from bridge.channel import handle_message
+    b = Bridge(BridgeSection(id="jvbpin", last_n=1, audio_slots=1))
+    await b.start()
+    loud, quiet, viewer = Peer(b, "pin", "loud", 0.5), Peer(b, "pin", "quiet", 0.0), Peer(b, "pin", "viewer", 0.0)
+    try:
+        for p in (loud, quiet, viewer):
+            await p.join()
+        conf = b.conferences["pin"]
+        ep = conf.endpoints["viewer"]
+        await until(lambda: conf.speaker.dominant == "loud", 10, "loud to be the dominant speaker")
+        await until(lambda: ep.video_slots[0].owner == "loud", 5, "the speaker in the viewer's slot")
+        quiet_video = next(s for s in conf.endpoints["quiet"].logical.values() if s.kind == "video")
+        handle_message(ep, {"colibriClass": "ReceiverVideoConstraints", "onStageSources": [quiet_video.name]})
+        assert ep.video_slots[0].owner == "quiet" and ep.video_slots[0].source == quiet_video.ssrc
+        await viewer.frames("video", 3, n_tracks=1)
+        # the speaker ranking moving on does not take the slot back
+        conf.tick()
+        conf.reassign()
+        assert ep.video_slots[0].owner == "quiet"
+        handle_message(ep, {"colibriClass": "ReceiverVideoConstraints", "onStageSources": []})
+        assert ep.video_slots[0].owner == "loud"
+        handle_message(ep, {"colibriClass": "ReceiverVideoConstraints", "selectedEndpoints": ["quiet"]})
+        assert ep.video_slots[0].owner == "quiet"
+    finally:
+        for p in (loud, quiet, viewer):
+            await p.close()
+        await b.stop()
