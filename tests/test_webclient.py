@@ -101,8 +101,9 @@ async def shot(page, name: str) -> None:
 
 
 async def open_room(browser, url: str, name: str, *, init_script: str | None = None, bosh_only: bool = False,
-                    via_landing: bool = False, screenshot: str = ""):
-    ctx = await browser.new_context(viewport={"width": 1100, "height": 700})
+                    via_landing: bool = False, screenshot: str = "", camera: bool = True,
+                    viewport: tuple[int, int] = (1100, 700)):
+    ctx = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -132,6 +133,9 @@ async def open_room(browser, url: str, name: str, *, init_script: str | None = N
     if screenshot:
         await page.wait_for_function("() => document.getElementById('preview-video').videoWidth > 0", timeout=10_000)
         await shot(page, screenshot + "-prejoin")
+    if not camera:
+        await page.click("#pre-cam")
+        await page.wait_for_function("() => window.jitsiTest.state.videoMuted", timeout=5_000)
     await page.click("#join")
     return page
 
@@ -489,6 +493,39 @@ async def test_sdp_port_matches_python(stack, browser):
         (s.ssrc, s.kind, s.cname, s.msid) for s in py.sources)
     assert {s["kind"] for s in js["sources"]} == {"audio", "video"}
     assert [(g["semantics"], g["ssrcs"]) for g in js["groups"]] == [(g.semantics, g.ssrcs) for g in py.groups]
+
+    # simulcast is the client's own business: the same offer plus receive rids (munged in the page
+    # only) makes Chromium answer with three send rids and no SSRCs for them; the page takes those
+    # from getStats() and signals one source of three layers
+    sim = await page.evaluate("""async (offerSdp) => {
+        const { offerSimulcastReceive, parseAnswer, withSimulcastSources, SIMULCAST_RIDS } = await import('/static/js/sdp.js');
+        const munged = offerSimulcastReceive(offerSdp, 'video', SIMULCAST_RIDS);
+        const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+        await pc.setRemoteDescription({ type: 'offer', sdp: munged });
+        const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 } });
+        const t = pc.getTransceivers().find((x) => x.mid === 'video');
+        t.direction = 'sendrecv';
+        await t.sender.replaceTrack(stream.getVideoTracks()[0]);
+        t.sender.setStreams(stream);
+        await pc.setLocalDescription(await pc.createAnswer());
+        const answer = pc.localDescription.sdp;
+        const layers = [];
+        (await pc.getStats()).forEach((s) => {
+            if (s.type === 'outbound-rtp' && s.rid) layers[SIMULCAST_RIDS.indexOf(s.rid)] = { ssrc: s.ssrc, rtxSsrc: s.rtxSsrc };
+        });
+        const signalled = withSimulcastSources(parseAnswer(answer), answer, 'video', layers);
+        pc.close();
+        return { munged, answer, layers: layers.map((l) => l.ssrc), signalled };
+    }""", expected)
+    added = [line for line in sim["munged"].split("\r\n") if line not in expected.split("\r\n")]
+    assert added == ["a=extmap:14 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=rid:l0 recv", "a=rid:l1 recv",
+                     "a=rid:l2 recv", "a=simulcast:recv l0;l1;l2"]
+    assert "a=simulcast:send l0;l1;l2" in sim["answer"]
+    assert [s for s in sdp.parse_answer(sim["answer"]).sources if s.kind == "video"] == []
+    video = [s for s in sim["signalled"]["sources"] if s["kind"] == "video"]
+    assert [s["ssrc"] for s in video] == sim["layers"] and len({s["msid"] for s in video}) == 1 and video[0]["msid"]
+    # no RTX was negotiated: the RTX SSRCs Chromium reserves are not signalled
+    assert [(g["semantics"], g["ssrcs"]) for g in sim["signalled"]["groups"]] == [("SIM", sim["layers"])]
     await page.close()
 
 
@@ -656,7 +693,8 @@ async def test_moderator_lobby_and_password_from_the_ui(stack, browser):
 
 async def test_python_participant_and_browser(stack, browser):
     """A Python participant (aiortc: tone and test pattern) and a browser page in one call:
-    each decodes the other's media."""
+    each decodes the other's media. The page sends simulcast with the RID header extension,
+    which aiortc did not negotiate: it decodes the (top) layer all the same."""
     from jitsi_py.participant import Participant, TestPatternTrack, ToneTrack
     room = "Mixed"
     page = await open_room(browser, f"{base_url(stack)}/{room}", "Wendy Web")
@@ -669,6 +707,8 @@ async def test_python_participant_and_browser(stack, browser):
         await wait_video(page, "Py Bot")
         await wait_bytes_grow(page)
         page_nick = await page.evaluate("window.jitsiTest.conference.nick")
+        conf = next(iter(stack.bridge.conferences.values()))
+        assert len(next(iter(conf.endpoints[page_nick].simulcast.values()))) == 3
         await py.wait_frames(page_nick, "video", timeout=20)
         await py.wait_frames(page_nick, "audio", timeout=20)
         assert py.occupants.get(page_nick) == "Wendy Web"
@@ -708,4 +748,78 @@ async def test_bridge_estimates_chromium_bandwidth_with_transport_cc(stack, brow
     assert all(50_000 <= ep["bwe_bps"] <= 20_000_000 for ep in latest)
     await until(lambda: all(ep.arrivals is not None and ep.arrivals.fb_count > 0 for ep in conf.endpoints.values()),
                 5, "feedback sent to both senders")
+
+
+# the video slot that is decoding: its frame height and frames decoded so far
+DECODING = """async () => {
+  const pc = window.jitsiTest.pc();
+  if (!pc) return null;
+  let best = null;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) > 0
+        && (!best || s.framesDecoded > best.framesDecoded)) best = s;
+  });
+  return best && { height: best.frameHeight || 0, decoded: best.framesDecoded };
+}"""
+
+
+async def wait_decoding(page, ok, what: str, timeout: float = 15.0) -> dict:
+    """Poll the page's decoding video until `ok(state)`; the last state is returned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await page.evaluate(DECODING)
+        if state and ok(state):
+            return state
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {state}")
+        await asyncio.sleep(0.1)
+
+
+async def test_camera_goes_out_in_simulcast_and_tiles_choose_the_layer(stack, browser):
+    """Alice's camera (1280x720) goes to the bridge in three simulcast layers; Bob's window
+    shrinks, grows and shrinks again, his page asks for 180, 720 then 360 pixels high video,
+    and the bridge switches Alice's layer for him without his video stalling."""
+    from conftest import until
+    room = "Layers"
+    url = f"{base_url(stack)}/{room}"
+    alice = await open_room(browser, url, "Alice Archer")
+    bob = await open_room(browser, url, "Bob Baker", camera=False)  # one encoder keeps the test light
+    await in_conference(alice)
+    await in_conference(bob)
+    alice_nick = await alice.evaluate("window.jitsiTest.conference.nick")
+    bob_nick = await bob.evaluate("window.jitsiTest.conference.nick")
+    conf = next(iter(stack.bridge.conferences.values()))
+    await until(lambda: alice_nick in conf.endpoints and conf.endpoints[alice_nick].simulcast, 10,
+                "Alice's simulcast source at the bridge")
+    sender = conf.endpoints[alice_nick]
+    (layers,) = sender.simulcast.values()
+    assert len(layers) == 3, sender.groups
+    # packets arrive on every layer's SSRC (the top one once Chromium's bandwidth estimate allows it)
+    await until(lambda: all(sender.stream_stats[s].received > 50 for s in layers), 30, "packets on every layer")
+
+    receiver = conf.endpoints[bob_nick]
+    slot = next(s for s in receiver.video_slots if s.owner == alice_nick)
+    for (width, height), want, layer in (((640, 420), 180, 0), ((1700, 1100), 720, 2), ((1100, 700), 360, 1)):
+        await bob.set_viewport_size({"width": width, "height": height})
+        await until(lambda: receiver.max_heights.get(alice_nick) == want, 5, f"Bob asking for {want}p")
+        await until(lambda: slot.layer == layer, 10, f"the bridge forwarding layer {layer}")
+        state = await wait_decoding(bob, lambda s: s["height"] == want, f"{want}p frames at Bob")
+        await wait_decoding(bob, lambda s: s["decoded"] >= state["decoded"] + 10, f"{want}p video going on", 5)
+        await shot(bob, f"21-bob-gets-{want}p")
+
+    # Alice shares her screen: one full-resolution stream (the lowest layer's SSRC), which the
+    # bridge forwards to Bob although his tile asks for 360p (the upper layers went silent)
+    await alice.click("#btn-screen")
+    await until(lambda: slot.layer == 0, 10, "the bridge falling back to the only layer sent")
+    full = await alice.evaluate("window.jitsiTest.state.screenTrack.getSettings().height")
+    screen = await wait_decoding(bob, lambda s: s["height"] == full, f"the {full}p screen at Bob")
+    await wait_decoding(bob, lambda s: s["decoded"] >= screen["decoded"] + 5, "the screen going on", 5)
+    assert sender.bitrate(layers[1]) == 0 and sender.bitrate(layers[2]) == 0
+    await shot(bob, "22-bob-sees-screen")
+    # back to the camera: all layers again, Bob's tile gets its 360p
+    await alice.click("#btn-screen")
+    await until(lambda: slot.layer == 1, 10, "the bridge forwarding layer 1 again")
+    state = await wait_decoding(bob, lambda s: s["height"] == 360, "360p camera frames at Bob again")
+    await wait_decoding(bob, lambda s: s["decoded"] >= state["decoded"] + 10, "the camera going on", 5)
     assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]

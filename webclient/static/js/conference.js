@@ -22,7 +22,26 @@
 
 import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
 import { XmppClient, XmppError } from './xmpp.js';
-import { parseJingle, buildOffer, parseAnswer, acceptContents } from './sdp.js';
+import { parseJingle, buildOffer, parseAnswer, acceptContents, offerSimulcastReceive, withSimulcastSources,
+  SIMULCAST_RIDS } from './sdp.js';
+
+// Camera simulcast, lowest layer first: each layer has half the height of the next (the bridge
+// picks layer 0 for tiles up to 180 px high, 1 up to 360, else 2) and these bit rates at most.
+const LAYER_BITRATES = [150000, 500000, 1500000];
+const SCREEN_BITRATE = 2000000; // a shared screen is one full-resolution stream (layer 0 alone)
+
+/**
+ * How many simulcast layers a camera capture gets: WebRTC's own simulcast table allows 3 from
+ * 960x540 and 2 from 480x270 (below that one), so we ask for no more than that; a layer that
+ * still does not come is skipped by the bridge, which measures it at 0 bit/s.
+ * No camera yet: what we ask getUserMedia for (1280x720) makes 3.
+ */
+export function simulcastLayers(track) {
+  if (!track) return 3;
+  const s = track.getSettings();
+  const pixels = (s.width || 0) * (s.height || 0);
+  return pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1;
+}
 
 function machineUid() {
   try {
@@ -65,6 +84,9 @@ export class Conference extends EventTarget {
     this.dominant = null;
     this.bridgeWs = null;
     this.bridgeUrl = '';
+    this.simulcast = 1; // layers our camera is sent in this session (1: no simulcast)
+    this._constraints = null; // the ReceiverVideoConstraints we want (sent whenever the channel opens)
+    this._constraintsSent = '';
     this.joined = false;
     this.ended = false;
     this.leaving = false;
@@ -676,12 +698,18 @@ export class Conference extends EventTarget {
 
   setVideoMuted(muted, videoType = this.videoType) {
     this.videoMuted = muted;
-    this.videoType = videoType;
+    if (videoType !== this.videoType) {
+      this.videoType = videoType;
+      this._applyVideoEncodings();
+    }
     this._sendPresenceSoon();
   }
 
-  /** What we send: a track (or null) for 'audio' or 'video'; no renegotiation needed. */
-  async setLocalTrack(kind, track) {
+  /**
+   * What we send: a track (or null) for 'audio' or 'video'; no renegotiation needed. For video,
+   * `videoType` 'desktop' sends it as one full-resolution stream, 'camera' as simulcast layers.
+   */
+  async setLocalTrack(kind, track, videoType = this.videoType) {
     const old = this.localTracks[kind];
     if (old && old !== track) this.localStream.removeTrack(old);
     this.localTracks[kind] = track;
@@ -696,6 +724,34 @@ export class Conference extends EventTarget {
       } catch (e) {
         console.warn('replaceTrack failed', e);
       }
+    }
+    if (kind === 'video' && videoType !== this.videoType) {
+      this.videoType = videoType;
+      await this._applyVideoEncodings();
+    }
+  }
+
+  /**
+   * Configure the simulcast encodings for what we send now: a camera in all layers (scaled
+   * 1/4, 1/2, 1), a screen as layer 0 alone at full resolution. The SIM group we signalled stays
+   * as it is: the bridge sees the upper layers go silent and gives every receiver layer 0.
+   */
+  async _applyVideoEncodings() {
+    const sender = this._sender('video');
+    if (!sender || this.simulcast < 2) return;
+    const params = sender.getParameters();
+    const n = params.encodings ? params.encodings.length : 0;
+    if (n < 2) return;
+    const screen = this.videoType === 'desktop';
+    params.encodings.forEach((e, i) => {
+      e.active = !screen || i === 0;
+      e.scaleResolutionDownBy = screen ? 1 : 2 ** (n - 1 - i);
+      e.maxBitrate = screen ? SCREEN_BITRATE : LAYER_BITRATES[i];
+    });
+    try {
+      await sender.setParameters(params);
+    } catch (e) {
+      console.warn('setParameters failed', e);
     }
   }
 
@@ -785,7 +841,20 @@ export class Conference extends EventTarget {
       this.emit('media-state', { state: pc.connectionState });
       if (pc.connectionState === 'failed' && this.sid) this._reportIceFailed();
     };
-    await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    // our camera goes out in simulcast layers, which Chromium sends only if the offer asks for them
+    const video = j.contents.find((c) => c.kind === 'video' && c.senders === 'both');
+    const layers = video ? (this.videoType === 'desktop' ? 3 : simulcastLayers(this.localTracks.video)) : 1;
+    let rids = layers > 1 ? SIMULCAST_RIDS.slice(0, layers) : [];
+    try {
+      await pc.setRemoteDescription({ type: 'offer',
+        sdp: rids.length ? offerSimulcastReceive(offer.sdp, video.name, rids) : offer.sdp });
+    } catch (e) {
+      if (!rids.length) throw e;
+      console.warn('simulcast offer refused, sending one stream:', e.message);
+      rids = [];
+      await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    }
+    this.simulcast = rids.length || 1;
     for (const t of pc.getTransceivers()) {
       if (t.mid === 'audio' || t.mid === 'video') {
         t.direction = 'sendrecv';
@@ -798,9 +867,15 @@ export class Conference extends EventTarget {
     }
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
+    let sent = [];
+    if (rids.length) {
+      await this._applyVideoEncodings();
+      sent = await sendLayers(pc, video.name, rids, 3000);
+    }
     await waitForIceGathering(pc, 4000);
     if (pc !== this.pc) return;
-    const parsed = parseAnswer(pc.localDescription.sdp);
+    let parsed = parseAnswer(pc.localDescription.sdp);
+    if (sent.length) parsed = withSimulcastSources(parsed, pc.localDescription.sdp, video.name, sent);
     const accept = el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.focusJid }, [
       el('jingle', { xmlns: NS.JINGLE, action: 'session-accept', sid: j.sid, initiator: j.initiator || this.focusJid,
         responder: this.occupantJid }, [
@@ -875,7 +950,11 @@ export class Conference extends EventTarget {
     this._closeBridgeChannel();
     this.bridgeUrl = url;
     const ws = this.bridgeWs = new WebSocket(url);
-    ws.onopen = () => { attempt = 0; };
+    ws.onopen = () => {
+      attempt = 0;
+      this._constraintsSent = ''; // a new channel may be a new bridge endpoint: tell it again
+      this._sendConstraints();
+    };
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
@@ -889,6 +968,28 @@ export class Conference extends EventTarget {
         if (!this.ended && this.pc && this.bridgeUrl === url && !this.bridgeWs) this._openBridgeChannel(url, attempt + 1);
       }, delay);
     };
+  }
+
+  /**
+   * Ask the bridge for other participants' video no higher than `heights` ({nick: max height in
+   * pixels}; 0: no video); `defaultHeight` for anyone not listed. The bridge picks each sender's
+   * simulcast layer from these (Jitsi's ReceiverVideoConstraints).
+   */
+  setReceiverConstraints(heights, defaultHeight) {
+    const constraints = {};
+    for (const [nick, h] of Object.entries(heights)) constraints[nick] = { maxHeight: h };
+    this._constraints = { colibriClass: 'ReceiverVideoConstraints', defaultConstraints: { maxHeight: defaultHeight },
+      constraints };
+    this._sendConstraints();
+  }
+
+  _sendConstraints() {
+    const ws = this.bridgeWs;
+    if (!this._constraints || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(this._constraints);
+    if (text === this._constraintsSent) return;
+    this._constraintsSent = text;
+    ws.send(text);
   }
 
   _closeBridgeChannel() {
@@ -992,6 +1093,29 @@ function formFields(x) {
     out[f.getAttribute('var') || ''] = v ? v.textContent : '';
   }
   return out;
+}
+
+/**
+ * The SSRCs Chromium sends the simulcast `rids` of m-section `mid` on, lowest first:
+ * [{ssrc, rtxSsrc}]. Its answer does not list them, but its outbound-rtp stats do (with `rid`)
+ * right after setLocalDescription, before any packet is sent. [] if they do not show up in time.
+ */
+async function sendLayers(pc, mid, rids, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const byRid = new Map();
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.mid === mid && s.rid) {
+        byRid.set(s.rid, { ssrc: s.ssrc, rtxSsrc: s.rtxSsrc || 0 });
+      }
+    });
+    if (rids.every((r) => byRid.has(r))) return rids.map((r) => byRid.get(r));
+    if (Date.now() > deadline) {
+      console.warn('simulcast SSRCs not found in the stats: sending without video sources');
+      return [];
+    }
+    await sleep(50);
+  }
 }
 
 function waitForIceGathering(pc, timeoutMs) {

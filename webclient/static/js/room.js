@@ -253,7 +253,7 @@ async function toggleScreen() {
   const track = stream.getVideoTracks()[0];
   state.screenTrack = track;
   track.addEventListener('ended', () => { if (state.screenTrack === track) stopScreen(); });
-  await state.conf.setLocalTrack('video', track);
+  await state.conf.setLocalTrack('video', track, 'desktop');
   state.conf.setVideoMuted(false, 'desktop');
   renderToolbar();
   renderSelf();
@@ -265,7 +265,7 @@ async function stopScreen() {
   if (track) track.stop();
   if (state.conf) {
     const cam = !state.videoMuted && state.camTrack ? state.camTrack : null;
-    await state.conf.setLocalTrack('video', cam);
+    await state.conf.setLocalTrack('video', cam, 'camera');
     state.conf.setVideoMuted(!cam, 'camera');
   }
   renderToolbar();
@@ -571,6 +571,33 @@ function layoutGrid() {
   }
   const count = state.conf ? state.conf.participants.size + 1 : 1;
   $('participant-count').textContent = count === 1 ? 'Only you' : `${count} people`;
+  updateVideoConstraints();
+}
+
+/** The video height to ask for a tile this many pixels high: the bridge's layer steps 180, 360, 720. */
+function videoHeightFor(px) {
+  return px <= 180 ? 180 : px <= 360 ? 360 : 720;
+}
+
+/**
+ * Tell the bridge how much video each remote tile can show (device pixels), so it forwards the
+ * simulcast layer that fits: small tiles get the 180p layer, big ones the full one. Anyone
+ * without a tile yet gets what the biggest tile gets.
+ */
+function updateVideoConstraints() {
+  const conf = state.conf;
+  if (!conf) return;
+  const scale = window.devicePixelRatio || 1;
+  const heights = {};
+  let biggest = 0;
+  for (const tile of document.querySelectorAll('#grid .tile:not(.local)')) {
+    const px = tile.getBoundingClientRect().height * scale;
+    if (px > 0) {
+      heights[tile.dataset.nick] = videoHeightFor(px);
+      biggest = Math.max(biggest, heights[tile.dataset.nick]);
+    }
+  }
+  conf.setReceiverConstraints(heights, biggest || videoHeightFor(document.getElementById('grid').clientHeight * scale));
 }
 if (window.ResizeObserver) new ResizeObserver(() => layoutGrid()).observe(document.getElementById('grid'));
 

@@ -301,3 +301,69 @@ export function acceptContents(offer, answer) {
   }
   return out;
 }
+
+// ---- simulcast (client-only: the focus's offer and sdp.py know nothing of it) ----------------
+// Chromium, as the answerer, sends simulcast only when the offer asks to *receive* it: rids with
+// direction `recv` and `a=simulcast:recv` on the m-section, plus the RID header extension
+// (without it Chromium rejects the offer). Its answer then names the rids but no SSRCs, so the
+// caller learns each layer's SSRC from getStats() and signals them to the focus the way Jitsi's
+// bridge expects: all layer SSRCs as sources of one msid and an `ssrc-group SIM`, lowest first.
+
+export const SIMULCAST_RIDS = ['l0', 'l1', 'l2']; // lowest resolution first
+export const RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+
+/**
+ * The offer with simulcast receive rids on the m-section `mid`. The RID extension gets an id no
+ * m-section uses, taken from the top of the one-byte range: every receiver gets the same offer
+ * from the bridge, so no receiver has that id negotiated for something else (packets keep their
+ * extensions through the bridge; an id a receiver did not negotiate is ignored).
+ */
+export function offerSimulcastReceive(sdp, mid, rids) {
+  const used = new Set([...sdp.matchAll(/^a=extmap:(\d+)/gm)].map((m) => Number(m[1])));
+  let id = 14;
+  while (used.has(id) && id > 1) id -= 1;
+  const lines = sdp.split('\r\n');
+  const out = [];
+  let section = '';
+  let done = false;
+  const add = () => {
+    if (section === mid && !done) {
+      out.push(`a=extmap:${id} ${RID_URI}`, ...rids.map((r) => `a=rid:${r} recv`), `a=simulcast:recv ${rids.join(';')}`);
+      done = true;
+    }
+  };
+  for (const line of lines) {
+    if (line.startsWith('m=')) {
+      add(); // end of the previous m-section
+      section = '';
+    } else if (line.startsWith('a=mid:')) section = line.slice('a=mid:'.length);
+    if (line === '' && section === mid) add(); // the SDP's last m-section
+    out.push(line);
+  }
+  add();
+  return out.join('\r\n');
+}
+
+/**
+ * `answer` (as parseAnswer gives it) plus our simulcast video source: `layers` are
+ * [{ssrc, rtxSsrc}] lowest first, `sdp` our local answer (for the m-section's msid, the cname,
+ * and whether RTX was negotiated at all: if not, Chromium reserves RTX SSRCs it never sends).
+ */
+export function withSimulcastSources(answer, sdp, mid, layers) {
+  const section = sdp.split(/\r\n(?=m=)/).find((s) => s.split('\r\n').includes(`a=mid:${mid}`)) || '';
+  const msid = (/^a=msid:(.+)$/m.exec(section) || [])[1] || '';
+  const cname = (/^a=ssrc:\d+ cname:(.+)$/m.exec(sdp) || [])[1] || '';
+  const rtx = /^a=rtpmap:\d+ rtx\//m.test(section);
+  const ssrcs = layers.map((l) => l.ssrc);
+  const sources = answer.sources.filter((s) => !ssrcs.includes(s.ssrc));
+  const groups = answer.groups.slice();
+  for (const l of layers) {
+    sources.push({ ssrc: l.ssrc, kind: 'video', msid, cname });
+    if (rtx && l.rtxSsrc) {
+      sources.push({ ssrc: l.rtxSsrc, kind: 'video', msid, cname });
+      groups.push({ kind: 'video', semantics: 'FID', ssrcs: [l.ssrc, l.rtxSsrc] });
+    }
+  }
+  if (layers.length > 1) groups.push({ kind: 'video', semantics: 'SIM', ssrcs });
+  return { ...answer, sources, groups };
+}
