@@ -274,6 +274,7 @@ class Bridge:
 
     async def _expire_endpoint(self, conf: Conference, ep: Endpoint) -> None:
         conf.remove(ep)
+        ep.close_channel()
         if ep.transport is not None:
             await ep.transport.stop()
         log.info("endpoint %s of %s expired", ep.id, conf.meeting_id)
@@ -398,6 +399,7 @@ class Bridge:
             "packets_forwarded": sum(c.packets_forwarded for c in self.conferences.values()),
             "silence_dropped": sum(c.silence_dropped for c in self.conferences.values()),
             "unknown_dropped": sum(c.unknown_dropped for c in self.conferences.values()),
+            "padding_dropped": sum(c.padding_dropped for c in self.conferences.values()),
             "receive_overflow": sum(ep.transport.stats["overflow"] for c in self.conferences.values()
                                     for ep in c.endpoints.values() if ep.transport is not None),
             "relays": len(relays), "relayed_endpoints": sum(len(r.endpoints) for r in relays),

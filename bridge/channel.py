@@ -47,6 +47,7 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     sender = _sender(ws)
     channel_opened(ep, sender)
+    ep.channel_close = ws.close
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -68,6 +69,7 @@ def channel_opened(ep: "Endpoint", send: Callable[[str], Any]) -> None:
     """`send` is now the endpoint's bridge channel (replacing any other): greet it and tell it
     what was decided before it opened."""
     ep.channel_send = send
+    ep.channel_close = None  # the caller sets the new channel's
     ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
     ep.sources_map()
     if ep.sent_ideal_height is not None:
@@ -81,6 +83,7 @@ def channel_opened(ep: "Endpoint", send: Callable[[str], Any]) -> None:
 def channel_closed(ep: "Endpoint", send: Callable[[str], Any]) -> None:
     if ep.channel_send is send:  # unless a newer channel took over
         ep.channel_send = None
+        ep.channel_close = None
 
 
 def data_channel(ep: "Endpoint", channel: Any) -> None:
@@ -112,6 +115,7 @@ def data_channel(ep: "Endpoint", channel: Any) -> None:
     log.debug("endpoint %s opened data channel %r (%s)", ep.id, channel.label, channel.protocol)
     if channel.readyState == "open":
         channel_opened(ep, sender)
+        ep.channel_close = channel.close
 
 
 class _sender:

@@ -62,6 +62,7 @@ class Conference:
         self.packets_forwarded = 0
         self.silence_dropped = 0
         self.unknown_dropped = 0
+        self.padding_dropped = 0
 
     # ---- membership --------------------------------------------------------------------------
     def add(self, ep: Endpoint) -> None:
@@ -88,6 +89,9 @@ class Conference:
                 sender.arrivals.add(_U16_unpack_from(data, tcc_at)[0],  # type: ignore[union-attr]
                                     int((now - EPOCH) * 1e6))
                 tcc = (tcc_at, now, len(data))  # for every receiver's copy (twcc.SendLog.stamp)
+        if data[0] & 0x20 and rtp.padding_only(data):
+            self.padding_dropped += 1  # a probe of the sender's link (counted above for its feedback)
+            return
         ssrc = rtp.rtp_ssrc(data)
         src = sender.forwarded.get(ssrc)
         if src is None:
@@ -529,4 +533,4 @@ class Conference:
                 "relayed_endpoints": len(self.endpoints) - self.local_endpoints(),
                 "relays": [r.stats() for r in self.relays.values()],
                 "packets_forwarded": self.packets_forwarded, "silence_dropped": self.silence_dropped,
-                "unknown_dropped": self.unknown_dropped, "dominant_speaker": self.speaker.dominant}
+                "unknown_dropped": self.unknown_dropped, "padding_dropped": self.padding_dropped, "dominant_speaker": self.speaker.dominant}

@@ -1,6 +1,7 @@
 """One participant's presence on the bridge: its transport, what it sends, what it receives."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -106,6 +107,7 @@ class Endpoint:
         self.slot_by_out: dict[int, Slot] = {}
         self.last_n: int = -1  # what the receiver asked for (-1: as many as we have slots)
         self.channel_send: Callable[[str], Any] | None = None  # the bridge channel (WebSocket or SCTP)
+        self.channel_close: Callable[[], Any] | None = None  # ends it (a coroutine for a WebSocket)
         self.sctp_port: int | None = None  # set when the focus asked for a data channel (COLIBRI2 <sctp/>)
         self.expired = False
         self.packets_dropped = 0
@@ -250,6 +252,19 @@ class Endpoint:
             self.channel_send(json.dumps(message))
         except Exception:
             log.debug("bridge channel to %s failed", self.id, exc_info=True)
+
+    def close_channel(self) -> None:
+        """The endpoint is gone: end its bridge channel too (a WebSocket left open would also
+        hold up the HTTP server's shutdown)."""
+        close, self.channel_close, self.channel_send = self.channel_close, None, None
+        if close is None:
+            return
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                asyncio.ensure_future(result)
+        except Exception:
+            log.debug("closing the bridge channel of %s failed", self.id, exc_info=True)
 
     def sources_map(self) -> None:
         """Tell the receiver who is in each of its slots (Jitsi's Audio/VideoSourcesMap)."""

@@ -265,6 +265,17 @@ def payload_offset(data: Buffer) -> int | None:
     return off
 
 
+def padding_only(data: Buffer) -> bool:
+    """True for a packet that is all padding (RFC 3550 5.1, P bit): what a sender's pacer sends
+    to probe its link (browsers do, on audio too, once transport-cc is negotiated). Nothing for
+    a receiver to decode; aiortc's decoders even break on the empty payload. Malformed padding
+    counts too: it cannot be forwarded either."""
+    if not data[0] & 0x20:
+        return False
+    off = payload_offset(data)
+    return off is None or data[len(data) - 1] >= len(data) - off
+
+
 # --------------------------------------------------------------------------------------------
 # RTCP reading
 

@@ -306,7 +306,14 @@ async def test_bridge_channel_over_sctp_and_websocket(bridge_http):
             # garbage on the data channel gets an error, the channel stays usable
             a.dc.send("{not json")
             assert (await a.next("Error"))["message"] == "not JSON"
-            await ws.close()
+            # expiring c's endpoint closes its WebSocket (the bridge does not keep it open)
+            await bridge.handle(colibri2.ConferenceModify(meeting_id="dc", endpoints=[
+                colibri2.Endpoint(id="c", expire=True)]))
+            while True:
+                msg = await ws.receive(timeout=10)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
         # expiring an endpoint ends its SCTP association: the peer's data channel closes
         closed = asyncio.get_running_loop().create_future()
         b.dc.on("close", lambda: closed.done() or closed.set_result(True))
@@ -371,3 +378,26 @@ async def test_pinned_source_fills_the_slot_before_the_speaker():
         for p in (loud, quiet, viewer):
             await p.close()
         await b.stop()
+
+
+async def test_padding_only_probes_are_not_forwarded(bridge):
+    """A sender's padding-only probe (Chrome sends them on audio once transport-cc is on) stops
+    at the bridge: a receiver's decoder would get an empty frame (aiortc's opus decoder then
+    fails for good). Media of the same source keeps flowing."""
+    import struct
+    a, b = Peer(bridge, "pad", "a", amplitude=0.5), Peer(bridge, "pad", "b")
+    try:
+        await a.join()
+        await b.join()
+        await b.frames("audio", 3, n_tracks=1)
+        conf = bridge.conferences["pad"]
+        sender = conf.endpoints["a"]
+        audio_ssrc = next(s for s, src in sender.logical.items() if src.kind == "audio")
+        probe = struct.pack("!BBHII", 0xA0, 111, 1, 2, audio_ssrc) + bytes(199) + bytes([200])
+        before = conf.packets_forwarded
+        conf.on_rtp(sender, probe)
+        assert conf.padding_dropped == 1 and conf.packets_forwarded == before
+        await b.frames("audio", 3, n_tracks=1)
+    finally:
+        for p in (a, b):
+            await p.close()

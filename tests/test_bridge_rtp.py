@@ -37,6 +37,7 @@ from bridge.rtp import (
     parse_nack,
     parse_remb,
     parse_report_blocks,
+    padding_only,
     payload_offset,
     rewrite_rtcp_ssrcs,
     rewrite_rtp,
@@ -283,6 +284,18 @@ def test_payload_offset():
     assert payload_offset(bad_pad) is None
     assert payload_offset(bytes([0x40]) + bytes(15)) is None  # version 1
     assert payload_offset(b"") is None
+
+
+def test_padding_only():
+    """A pacer's probe (all padding, as Chrome sends on audio too with transport-cc) is told
+    apart from media that happens to be padded; malformed padding counts as padding-only."""
+    probe = make_rtp(111, 7, 8, 9, ext=(0xBEDE, bytes([0x51, 0x00, 0x07])), padding=200)
+    assert padding_only(probe)
+    assert not padding_only(make_rtp(96, 1, 2, 3, csrcs=(9,), payload=b"abcdef", padding=6))
+    assert not padding_only(opus_packet())
+    bad = bytearray(make_rtp(96, 1, 2, 3, payload=b"abcdef", padding=6))
+    bad[-1] = 0
+    assert padding_only(bad)
 
 
 def _garbage_inputs() -> list[bytes]:

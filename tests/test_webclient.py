@@ -823,3 +823,44 @@ async def test_camera_goes_out_in_simulcast_and_tiles_choose_the_layer(stack, br
     state = await wait_decoding(bob, lambda s: s["height"] == 360, "360p camera frames at Bob again")
     await wait_decoding(bob, lambda s: s["decoded"] >= state["decoded"] + 10, "the camera going on", 5)
     assert alice.errors == [] and bob.errors == []  # type: ignore[attr-defined]
+
+
+async def test_pinned_participant_goes_on_stage_past_last_n(tmp_path, browser):
+    """last-N 1: Wendy's page gets one video, the bridge's pick. Clicking a tile pins that
+    participant: the tile takes the stage, the others shrink to a filmstrip, and the bridge
+    puts the pinned one in Wendy's only video slot whoever speaks. Clicking again unpins."""
+    from conftest import until
+    from jitsi_py.participant import Participant, TestPatternTrack, ToneTrack
+    stack = await start_stack(tmp_path, bridge__last_n=1)
+    host, port = stack.server.c2s_address
+    bots = [Participant(host, port, "Stage", cafile=str(stack.cert_path), nick=nick, display_name=name,
+                        audio=ToneTrack(), video=TestPatternTrack()) for nick, name in
+            (("carlbot", "Carl Bot"), ("danabot", "Dana Bot"))]
+    page = None
+    try:
+        await asyncio.gather(*(b.join() for b in bots))
+        page = await open_room(browser, f"{base_url(stack)}/Stage", "Wendy Web", camera=False)
+        await in_conference(page)
+        nick = await page.evaluate("window.jitsiTest.conference.nick")
+        conf = next(iter(stack.bridge.conferences.values()))
+        await until(lambda: nick in conf.endpoints and conf.endpoints[nick].video_slots[0].owner, 15,
+                    "Wendy's video slot filled")
+        ep = conf.endpoints[nick]
+        for bot, name in ((bots[0], "Carl Bot"), (bots[1], "Dana Bot")):
+            await tile(page, name).click()
+            await until(lambda: ep.pinned == (bot.nick,), 5, f"the bridge told {name} is on stage")
+            assert ep.video_slots[0].owner == bot.nick
+            await page.wait_for_selector(f'#grid.staged .tile.pinned[data-name="{name}"]', timeout=5_000)
+            await wait_video(page, name)
+            await until(lambda: ep.max_heights.get(bot.nick) == 720, 5, "the stage asking for 720p")
+        await shot(page, "23-dana-on-stage")
+        await tile(page, "Dana Bot").click()
+        await until(lambda: ep.pinned == (), 5, "the pin lifted at the bridge")
+        assert await page.locator(".tile.pinned").count() == 0
+        assert not page.errors, page.errors
+    finally:
+        if page is not None:
+            await page.context.close()  # before the stack, which would wait for its connections
+        for b in bots:
+            await b.leave()
+        await stack.stop()

@@ -973,13 +973,14 @@ export class Conference extends EventTarget {
   /**
    * Ask the bridge for other participants' video no higher than `heights` ({nick: max height in
    * pixels}; 0: no video); `defaultHeight` for anyone not listed. The bridge picks each sender's
-   * simulcast layer from these (Jitsi's ReceiverVideoConstraints).
+   * simulcast layer from these (Jitsi's ReceiverVideoConstraints). `onStage`: nicks the user
+   * pinned, whom the bridge puts in our video slots before its last-N choice of speakers.
    */
-  setReceiverConstraints(heights, defaultHeight) {
+  setReceiverConstraints(heights, defaultHeight, onStage = []) {
     const constraints = {};
     for (const [nick, h] of Object.entries(heights)) constraints[nick] = { maxHeight: h };
     this._constraints = { colibriClass: 'ReceiverVideoConstraints', defaultConstraints: { maxHeight: defaultHeight },
-      constraints };
+      constraints, onStageEndpoints: onStage };
     this._sendConstraints();
   }
 

@@ -20,6 +20,7 @@ const state = {
   panel: null, // 'chat' | 'people' | null
   unread: 0,
   audioEls: new Map(),
+  pinned: null, // the remote participant (nick) shown large, on stage; null: the plain grid
 };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -348,6 +349,7 @@ function startConference(name, password) {
     const p = ev.detail.participant;
     const tile = document.querySelector(`.tile[data-nick="${CSS.escape(p.nick)}"]`);
     if (tile) tile.remove();
+    if (state.pinned === p.nick) state.pinned = null;
     layoutGrid();
     renderPeople();
     toast(`${p.name} left`);
@@ -478,6 +480,11 @@ function makeTile(nick, local) {
   tile.className = 'tile';
   tile.dataset.nick = nick;
   if (local) tile.classList.add('local');
+  else {
+    // a click puts this participant on stage (large, and first for the bridge); again: back to the grid
+    tile.title = 'Click to pin';
+    tile.addEventListener('click', () => pin(state.pinned === tile.dataset.nick ? null : tile.dataset.nick));
+  }
   tile.innerHTML = `<video autoplay playsinline muted></video><div class="avatar"></div>
     <div class="nameplate"><span class="ind mic"></span><span class="ind cam"></span><span class="name"></span></div>`;
   const grid = $('grid');
@@ -547,13 +554,35 @@ function renderSelf() {
   if (state.conf && state.conf.joined) renderPeople();
 }
 
+/** Put one remote participant on stage (nick), or go back to the plain grid (null). */
+function pin(nick) {
+  state.pinned = nick;
+  for (const t of document.querySelectorAll('#grid .tile:not(.local)')) {
+    t.classList.toggle('pinned', t.dataset.nick === nick);
+    t.title = t.dataset.nick === nick ? 'Click to unpin' : 'Click to pin';
+  }
+  layoutGrid();
+}
+
 function layoutGrid() {
   const grid = $('grid');
   const n = grid.children.length;
   const gap = 10;
   const W = grid.clientWidth;
   const H = grid.clientHeight;
-  if (n && W && H) {
+  const staged = state.pinned && grid.querySelector('.tile.pinned');
+  grid.classList.toggle('staged', !!staged);
+  if (staged && W && H) {
+    // the pinned tile across the top, everyone else in a filmstrip of small tiles below it
+    const strip = n > 1 ? Math.min(160, Math.floor(H / 4)) : 0;
+    // as many filmstrip columns as fit across, so the stage spans the whole width
+    const cols = Math.max(1, Math.floor((W + gap) / ((strip * 16) / 9 + gap)) || 1);
+    grid.style.gridTemplateColumns = `repeat(${cols}, ${Math.floor((strip * 16) / 9)}px)`;
+    grid.style.gridTemplateRows = `${Math.floor(H - (strip ? strip + gap : 0))}px`;
+    grid.style.gridAutoRows = `${strip}px`;
+    grid.style.justifyContent = 'center';
+  } else if (n && W && H) {
+    grid.style.gridTemplateRows = '';
     // the column count that gives the biggest 16:9 tiles in the space we have
     let best = { area: -1, cols: 1, w: W, h: H };
     for (let cols = 1; cols <= n; cols += 1) {
@@ -597,7 +626,8 @@ function updateVideoConstraints() {
       biggest = Math.max(biggest, heights[tile.dataset.nick]);
     }
   }
-  conf.setReceiverConstraints(heights, biggest || videoHeightFor(document.getElementById('grid').clientHeight * scale));
+  conf.setReceiverConstraints(heights, biggest || videoHeightFor(document.getElementById('grid').clientHeight * scale),
+    state.pinned ? [state.pinned] : []);
 }
 if (window.ResizeObserver) new ResizeObserver(() => layoutGrid()).observe(document.getElementById('grid'));
 
