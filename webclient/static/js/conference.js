@@ -85,6 +85,7 @@ export class Conference extends EventTarget {
     this.bridgeWs = null;
     this.bridgeUrl = '';
     this.simulcast = 1; // layers our camera is sent in this session (1: no simulcast)
+    this.wantedHeight = Infinity; // the most anyone watches of our camera (SenderVideoConstraints)
     this._constraints = null; // the ReceiverVideoConstraints we want (sent whenever the channel opens)
     this._constraintsSent = '';
     this.joined = false;
@@ -735,6 +736,8 @@ export class Conference extends EventTarget {
    * Configure the simulcast encodings for what we send now: a camera in all layers (scaled
    * 1/4, 1/2, 1), a screen as layer 0 alone at full resolution. The SIM group we signalled stays
    * as it is: the bridge sees the upper layers go silent and gives every receiver layer 0.
+   * Camera layers above what anyone watches (the bridge's SenderVideoConstraints: <= 180 px
+   * high needs layer 0, <= 360 px layer 1) are switched off, so we upload no video in vain.
    */
   async _applyVideoEncodings() {
     const sender = this._sender('video');
@@ -743,8 +746,10 @@ export class Conference extends EventTarget {
     const n = params.encodings ? params.encodings.length : 0;
     if (n < 2) return;
     const screen = this.videoType === 'desktop';
+    const h = this.wantedHeight;
+    const top = h <= 180 ? 0 : h <= 360 ? 1 : n - 1;
     params.encodings.forEach((e, i) => {
-      e.active = !screen || i === 0;
+      e.active = screen ? i === 0 : i <= top;
       e.scaleResolutionDownBy = screen ? 1 : 2 ** (n - 1 - i);
       e.maxBitrate = screen ? SCREEN_BITRATE : LAYER_BITRATES[i];
     });
@@ -855,6 +860,7 @@ export class Conference extends EventTarget {
       await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     }
     this.simulcast = rids.length || 1;
+    this.wantedHeight = Infinity; // a new bridge endpoint tells us again
     for (const t of pc.getTransceivers()) {
       if (t.mid === 'audio' || t.mid === 'video') {
         t.direction = 'sendrecv';
@@ -1023,6 +1029,10 @@ export class Conference extends EventTarget {
         // Nobody receives our video (last-N): stop sending it until someone does.
         const height = Number((msg.videoConstraints || {}).idealHeight);
         this.videoWanted = !(height <= 0);
+        if (height > 0 && height !== this.wantedHeight) {
+          this.wantedHeight = height; // the layers anyone watches: the others are switched off
+          this._applyVideoEncodings();
+        }
         const sender = this._sender('video');
         if (sender) {
           sender.replaceTrack(this.videoWanted ? this.localTracks.video || null : null)
