@@ -50,36 +50,10 @@ NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
 
 # ---- the header extension ------------------------------------------------------------------------
 def find_transport_seq(data: rtp.Buffer, ext_id: int) -> int:
-    """Offset of the 2-byte transport-wide sequence number in ``data`` (one-byte 0xBEDE form,
-    walked inline because every forwarded packet asks; the two-byte 0x100X form through the
-    generic lookup), or -1 when the packet has no such element of length 2."""
-    n = len(data)
-    if n < 16:
-        return -1
-    b0 = data[0]
-    if b0 & 0xD0 != 0x90:  # version 2 with the X bit
-        return -1
-    off = 12 + ((b0 & 0x0F) << 2)
-    if off + 4 > n:
-        return -1
-    profile, words = _HH.unpack_from(data, off)
-    if profile == 0xBEDE:
-        pos = off + 4
-        end = pos + (words << 2)
-        if end > n:
-            return -1
-        while pos < end:
-            b = data[pos]
-            eid = b >> 4
-            if eid == ext_id:
-                return pos + 1 if b & 0x0F == 1 and pos + 3 <= end else -1
-            if b == 0:
-                pos += 1
-            elif eid == 15 or eid == 0:
-                return -1
-            else:
-                pos += (b & 0x0F) + 2
-        return -1
+    """Offset of the 2-byte transport-wide sequence number in ``data`` (one-byte or two-byte
+    header extension form), or -1 when the packet has no such element of length 2. Once per
+    incoming packet: the generic lookup costs ~0.08 us more than a walk of our own would, which
+    is not worth a second copy of it."""
     r = rtp._find_extension(data, ext_id)
     if r < 0 or r & 0xFF != 2:
         return -1
