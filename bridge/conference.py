@@ -16,6 +16,7 @@ sources it carries, passing packets unchanged.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Callable
@@ -35,6 +36,8 @@ PLI_INTERVAL = 0.3  # at most one keyframe request per source this often
 IDEAL_HEIGHT = 720  # what we ask of a sender someone receives without a lower constraint
 MEASURE_INTERVAL = 1.0  # seconds between bitrate measurements of incoming streams (and layer choices)
 KEYFRAME_RETRY = 1.0  # a layer switch still waiting for its keyframe asks again this often
+NACK_MAX_GAP = 64  # packets missing at once that we ask a sender to resend (more: a keyframe)
+NACK_RETRY = 0.1  # s after which what is still missing is asked for once more
 EPOCH = time.monotonic()  # arrival times in transport-cc feedback count microseconds from here
 _U16_unpack_from = rtp._U16.unpack_from
 _monotonic = time.monotonic
@@ -63,6 +66,7 @@ class Conference:
         self.silence_dropped = 0
         self.unknown_dropped = 0
         self.padding_dropped = 0
+        self.nacks_sent = 0  # to senders, for video lost on the way to us
 
     # ---- membership --------------------------------------------------------------------------
     def add(self, ep: Endpoint) -> None:
@@ -102,7 +106,9 @@ class Conference:
         seq = rtp.rtp_seq(data)
         stats = sender.stream_stats.get(ssrc)
         if stats is not None:
-            stats.update(seq, len(data))
+            ahead = stats.update(seq, len(data))
+            if ahead > 1 and src.kind == "video":
+                self._missing(sender, ssrc, seq, ahead - 1)
         cache = sender.video_cache.get(ssrc)
         if cache is not None:
             cache[seq % CACHE_SIZE] = (seq, data)
@@ -121,6 +127,31 @@ class Conference:
             if out is not None:  # a simulcast slot drops what is not (yet) its layer
                 send(out)
         self.packets_forwarded += len(routes)
+
+    def _missing(self, sender: Endpoint, ssrc: int, seq: int, gap: int) -> None:
+        """Video packets went missing on the way from the sender: ask it to resend them (RFC
+        4585 generic NACK; browsers resend from their history) before any receiver notices, and
+        once more a little later for those still missing. A larger gap asks for a keyframe."""
+        if gap > NACK_MAX_GAP:
+            self.request_keyframe(ssrc)
+            return
+        lost = [(seq - k) & 0xFFFF for k in range(gap, 0, -1)]
+        self._nack(sender, ssrc, lost)
+        asyncio.get_running_loop().call_later(NACK_RETRY, self._nack, sender, ssrc, lost, True)
+
+    def _nack(self, sender: Endpoint, ssrc: int, lost: list[int], retry: bool = False) -> None:
+        if sender.expired:
+            return
+        if retry:  # only what has not arrived since
+            cache = sender.video_cache.get(ssrc)
+            if cache is None:
+                return
+            lost = [s for s in lost if (entry := cache[s % CACHE_SIZE]) is None or entry[0] != s]
+        transport = sender.feedback_transport
+        if not lost or transport is None or transport.state != "connected":
+            return
+        transport.send_rtcp(rtp.build_nack(self.bridge.feedback_ssrc_video, ssrc, lost))
+        self.nacks_sent += 1
 
     def on_rtcp(self, sender: Endpoint, data: bytes) -> None:
         for pt, fmt, off, length in rtp.iter_rtcp(data):
@@ -533,4 +564,5 @@ class Conference:
                 "relayed_endpoints": len(self.endpoints) - self.local_endpoints(),
                 "relays": [r.stats() for r in self.relays.values()],
                 "packets_forwarded": self.packets_forwarded, "silence_dropped": self.silence_dropped,
-                "unknown_dropped": self.unknown_dropped, "padding_dropped": self.padding_dropped, "dominant_speaker": self.speaker.dominant}
+                "unknown_dropped": self.unknown_dropped, "padding_dropped": self.padding_dropped,
+                "nacks_sent": self.nacks_sent, "dominant_speaker": self.speaker.dominant}

@@ -50,7 +50,10 @@ class StreamStats:
         self.bitrate = (self.octets - self.octets_prior) * 8 / seconds
         self.octets_prior = self.octets
 
-    def update(self, seq: int, size: int) -> None:
+    def update(self, seq: int, size: int) -> int:
+        """Count a packet; how far it is ahead of the newest before it (1: the next one, more:
+        packets are missing in between, 0 or less: late or repeated)."""
+        d = 1
         if not self.started:
             self.started = True
             self.base_seq = self.max_seq = seq
@@ -62,6 +65,7 @@ class StreamStats:
                 self.max_seq = seq
         self.received += 1
         self.octets += size
+        return d
 
     def report(self, ssrc: int) -> "rtp.ReportBlock":
         extended = self.cycles + self.max_seq

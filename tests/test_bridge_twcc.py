@@ -420,3 +420,48 @@ async def test_bridge_sends_transport_cc_feedback_to_a_sender():
         for c in (alice, bob):
             await c.transport.stop()
         await b.stop()
+
+
+async def test_video_lost_on_the_way_in_is_asked_for_again(monkeypatch):
+    """Packets missing from alice's video (a gap in sequence numbers) make the bridge send her a
+    NACK for exactly those, at once and once more if they still do not come; what she resends
+    reaches bob. A gap too large to repair asks for a keyframe instead."""
+    from bridge import conference as conference_mod
+    monkeypatch.setattr(conference_mod, "PLI_INTERVAL", 0.0)  # the PLI at bob's join must not hide ours
+    b = Bridge(BridgeSection(id="jvbnack", last_n=2, audio_slots=1, endpoint_timeout=60))
+    await b.start()
+    alice, bob = Client("alice"), Client("bob")
+    try:
+        await alice.join(b, "nack", [Source(0x4343, "video", "alice", "alice-v0")])
+        await bob.join(b, "nack")
+        conf = b.conferences["nack"]
+
+        def nacked() -> list[list[int]]:
+            return [rtp.parse_nack(d, off, length) for d in alice.rtcp_in
+                    for pt, fmt, off, length in rtp.iter_rtcp(d) if pt == 205 and fmt == 1]
+
+        def payload(i: int) -> bytes:
+            return b"\x10\x02\x00" + struct.pack("!H", i) + bytes(200)
+
+        await until(lambda: conf.endpoints["bob"].video_slots[0].source == 0x4343, 5, "bob's slot")
+        for i in range(20):
+            if i not in (11, 12):
+                alice.send(0x4343, 1000 + i, i * 3000, payload(i))
+        await until(lambda: [1011, 1012] in nacked(), 5, "a NACK for the two missing packets")
+        # not resent: asked once more; then resent, and forwarded to bob
+        await until(lambda: nacked().count([1011, 1012]) == 2, 5, "the NACK repeated")
+        got = bob.received
+        alice.send(0x4343, 1011, 11 * 3000, payload(11))
+        alice.send(0x4343, 1012, 12 * 3000, payload(12))
+        await until(lambda: bob.received >= got + 2, 5, "the resent packets at bob")
+        assert conf.nacks_sent == 2
+        # a gap of hundreds: a keyframe request, not a NACK
+        plis = len([1 for d in alice.rtcp_in for pt, fmt, _, _ in rtp.iter_rtcp(d) if pt == 206 and fmt == 1])
+        alice.send(0x4343, 1400, 400 * 3000, payload(400))
+        await until(lambda: len([1 for d in alice.rtcp_in for pt, fmt, _, _ in rtp.iter_rtcp(d)
+                                 if pt == 206 and fmt == 1]) > plis, 5, "a PLI for the big gap")
+        assert conf.nacks_sent == 2
+    finally:
+        for c in (alice, bob):
+            await c.transport.stop()
+        await b.stop()
