@@ -58,7 +58,7 @@ from lxml import etree
 from bridge.transport import EndpointTransport
 from xmpp_plugins.conference import focus_iq, jingle
 from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, Fingerprint, IceTransport, Media, Source
+from xmpp_plugins.conference.model import Content, IceTransport, Media, Source
 from xmpp_plugins.errors import StreamError
 from xmpp_plugins.xmlstream import StreamParser
 
@@ -404,14 +404,7 @@ class ClientTransport(EndpointTransport):
     skipping RTCPeerConnection (SDP, RTP routing, jitter buffers) entirely."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self._connection.ice_controlling = False
-        self._dtls._set_role("client")
-
-    def local_description(self) -> IceTransport:
-        t = super().local_description()
-        t.fingerprints = [Fingerprint(hash=f.hash, value=f.value, setup="active") for f in t.fingerprints]
-        return t
+        super().__init__(*a, ice_controlling=False, setup="active", **kw)
 
 
 # =============================================================================================
