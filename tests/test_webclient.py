@@ -869,3 +869,40 @@ async def test_pinned_participant_goes_on_stage_past_last_n(tmp_path, browser):
         for b in bots:
             await b.leave()
         await stack.stop()
+
+
+async def test_two_browsers_on_two_cascaded_bridges(tmp_path, browser):
+    """One bridge per participant ([focus] max_bridge_participants = 1): Alice's page is on the
+    stack's bridge, Bob's on a second bridge process, and each sees and hears the other through
+    the relay (simulcast, transport-cc and the bridge channel as in any call)."""
+    from conftest import BridgeProcess, until
+    stack = await start_stack(tmp_path, focus__max_bridge_participants=1)
+    jvb2 = await BridgeProcess(stack, tmp_path, "jvb2").start()
+    pages = []
+    try:
+        url = f"{base_url(stack)}/Cascade"
+        alice = await open_room(browser, url, "Alice Archer")
+        pages.append(alice)
+        await in_conference(alice)
+        bob = await open_room(browser, url, "Bob Baker")
+        pages.append(bob)
+        await in_conference(bob)
+        await wait_video(alice, "Bob Baker")
+        await wait_video(bob, "Alice Archer")
+        for page in (alice, bob):
+            await wait_bytes_grow(page)
+        conf = stack.focus.conferences["cascade@conference.localhost"]
+        placed = {p.nick: p.bridge.rsplit("/", 1)[1] for p in conf.participants.values()}
+        assert sorted(placed.values()) == ["jvb1", "jvb2"], placed
+        bconf = next(iter(stack.bridge.conferences.values()))
+        await until(lambda: "jvb2" in bconf.relays and bconf.relays["jvb2"].connected, 10, "the relay")
+        relay = bconf.relays["jvb2"]
+        assert relay.transport.stats["packets_in"] > 100 and relay.transport.stats["packets_out"] > 100
+        await shot(bob, "24-bob-on-jvb2-sees-alice")
+        for page in pages:
+            assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    finally:
+        for page in pages:
+            await page.context.close()
+        await jvb2.kill()
+        await stack.stop()
