@@ -382,6 +382,16 @@ class Bridge:
                     asyncio.ensure_future(self._expire_endpoint(conf, ep))
                     if self.on_endpoint_expired is not None:
                         self.on_endpoint_expired(conf, ep)
+            # a conference none of whose own participants is left (its focus is gone, or moved
+            # on to a new meeting after a restart) goes too, with its relays
+            if conf.local_endpoints() - sum(1 for ep in gone if ep.conference is conf) > 0:
+                conf.empty_since = None
+            elif conf.empty_since is None:
+                conf.empty_since = now
+            elif now - conf.empty_since > self.cfg.endpoint_timeout:
+                log.info("conference %s has had no participant for %.0f s", conf.meeting_id, now - conf.empty_since)
+                self.conferences.pop(conf.meeting_id, None)
+                asyncio.ensure_future(self.expire_conference(conf))
         return gone
 
     # ---- load ----------------------------------------------------------------------------------

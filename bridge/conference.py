@@ -67,6 +67,7 @@ class Conference:
         self.unknown_dropped = 0
         self.padding_dropped = 0
         self.nacks_sent = 0  # to senders, for video lost on the way to us
+        self.empty_since: float | None = None  # since when no local endpoint is left (Bridge.expire_silent)
 
     # ---- membership --------------------------------------------------------------------------
     def add(self, ep: Endpoint) -> None:

@@ -111,3 +111,23 @@ async def test_bad_relay_requests_change_nothing(bridges):
         assert exc.value.condition == condition, relay
         assert set(conf.endpoints) == {"local"} and set(conf.relays) == {"b2"}
     assert conf.endpoints["local"].relay is None
+
+
+async def test_a_conference_left_without_own_participants_expires_with_its_relays(bridges):
+    """A focus that went away (or restarted under a new meeting id) never expires what it made:
+    a conference with relays and relayed endpoints but none of its own participants goes after
+    endpoint_timeout, like a silent endpoint."""
+    one, _ = bridges
+    await one.handle(colibri2.ConferenceModify(meeting_id="orphan", create=True, relays=[
+        colibri2.Relay(id="b2", create=True, endpoints=[colibri2.Endpoint(
+            id="far", sources_given=True, sources=[Source(4242, "audio")])])]))
+    conf = one.conferences["orphan"]
+    relay = conf.relays["b2"]
+    now = conf.created
+    one.expire_silent(now + 1)
+    assert "orphan" in one.conferences  # noted empty, not yet gone
+    one.expire_silent(now + 1 + one.cfg.endpoint_timeout / 2)
+    assert "orphan" in one.conferences
+    one.expire_silent(now + 2 + one.cfg.endpoint_timeout)
+    assert "orphan" not in one.conferences
+    await until(lambda: relay.expired and relay.transport.state == "closed", 5, "the relay closed")
