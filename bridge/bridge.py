@@ -410,8 +410,8 @@ class Bridge:
             "silence_dropped": sum(c.silence_dropped for c in self.conferences.values()),
             "unknown_dropped": sum(c.unknown_dropped for c in self.conferences.values()),
             "padding_dropped": sum(c.padding_dropped for c in self.conferences.values()),
-            "receive_overflow": sum(ep.transport.stats["overflow"] for c in self.conferences.values()
-                                    for ep in c.endpoints.values() if ep.transport is not None),
+            "undecryptable": sum(ep.transport.stats["undecryptable"] for c in self.conferences.values()
+                                 for ep in c.endpoints.values() if ep.transport is not None),
             "relays": len(relays), "relayed_endpoints": sum(len(r.endpoints) for r in relays),
             "relay_packets_in": sum(r.transport.stats["packets_in"] for r in relays if r.transport is not None),
             "relay_packets_out": sum(r.transport.stats["packets_out"] for r in relays if r.transport is not None),

@@ -14,8 +14,8 @@ Private aiortc/aioice names relied on (aiortc==1.16.0, aioice 0.13; checked by
 ``tests/test_bridge_transport.py::test_private_aiortc_names_exist``):
 
 - ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)`` and
-  ``._handle_rtcp_data(data)`` (overridden), ``._set_role(role)``, ``._tx_srtp``
-  (``pylibsrtp.Session`` created by ``_setup_srtp`` once the handshake is done).
+  ``._handle_rtcp_data(data)`` (overridden), ``._set_role(role)``, ``._tx_srtp`` and
+  ``._rx_srtp`` (``pylibsrtp.Session``s created by ``_setup_srtp`` once the handshake is done).
 - ``RTCIceGatherer._connection`` (the ``aioice.Connection``); its ``ice_controlling`` and
   ``_nominated`` (component -> ``CandidatePair``, whose ``protocol.transport`` and
   ``remote_addr`` give the UDP socket and peer address of the selected pair),
@@ -34,9 +34,14 @@ transport, started the way ``RTCPeerConnection`` starts it: in the same task, ri
 loop (scheduled by ``start`` but not yet run) can see the peer's first SCTP packet; application
 data arriving with no receiver registered is dropped by aiortc.
 
-Receive path: aioice ``StunProtocol.datagram_received`` -> ``Connection`` queue ->
-``RTCDtlsTransport._recv_next`` (demux DTLS / SRTP / SRTCP, unprotect; garbage that fails to
-unprotect is logged at debug level and dropped there) -> our hooks -> ``on_rtp``/``on_rtcp``.
+Receive path, once connected (hot, synchronous): SRTP/SRTCP datagrams from the selected peer
+are unprotected with ``_rx_srtp`` right in our wrapper of ``StunProtocol.datagram_received`` and
+handed to ``on_rtp``/``on_rtcp``; what fails to unprotect is counted in ``undecryptable``.
+Everything else (STUN, DTLS records: the handshake, alerts, SCTP) and anything before the
+handshake took aiortc's way: aioice ``Connection`` queue -> ``RTCDtlsTransport._recv_next`` (a
+coroutine step per datagram) -> our hooks. Skipping the queue and the coroutine for media took
+a third of the bridge's receive cost (bench/RESULTS.md), and leaves the kernel's socket buffer
+as the only queue: overload becomes loss, not ever-growing latency.
 Send path (hot, synchronous): ``pylibsrtp.Session.protect`` + ``DatagramTransport.sendto`` on
 the selected pair's socket; no coroutine per packet.
 """
@@ -78,10 +83,6 @@ __all__ = ["EndpointTransport", "shared_certificate", "host_addresses_override"]
 START_TIMEOUT = 15.0
 #: SCTP port of WebRTC data channels, ours and the peer's (a=sctp-port, Jingle sctpmap).
 SCTP_PORT = 5000
-# Media datagrams waiting for aiortc's receive loop, per endpoint, beyond which new ones are
-# dropped: an overloaded bridge then loses packets instead of delaying every stream more and
-# more (aioice's queue has no bound). 256 is ~0.25 s of a 720p stream, seconds of audio.
-RECEIVE_QUEUE_MAX = 256
 
 # ---------------------------------------------------------------------------------------------
 # Host addresses for ICE gathering
@@ -247,7 +248,7 @@ class EndpointTransport:
         self.certificate = certificate or shared_certificate()
         self.stats: dict[str, int] = {
             "packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0, "dropped": 0,
-            "rejected": 0, "overflow": 0,
+            "rejected": 0, "undecryptable": 0,
         }
         self.last_received: float = time.monotonic()
 
@@ -264,8 +265,9 @@ class EndpointTransport:
         self._candidates: list[Candidate] = []
         self._state = "new"
         self._stopping = False
-        # Set once DTLS is connected: the SRTP session and the selected pair's socket + address.
+        # Set once DTLS is connected: the SRTP sessions and the selected pair's socket + address.
         self._tx_srtp: Any = None
+        self._rx_srtp: Any = None
         self._udp: asyncio.DatagramTransport | None = None
         self._peer: tuple[str, int] | None = None
         # Source filter for non-STUN datagrams, set once ICE selected a pair (never cleared).
@@ -302,6 +304,7 @@ class EndpointTransport:
             self._udp = None
             self._peer = None
             self._tx_srtp = None
+            self._rx_srtp = None
         if self.on_state is not None:
             try:
                 self.on_state(state)
@@ -341,11 +344,13 @@ class EndpointTransport:
           > 3) from any other address are dropped, so nobody off-path can feed SRTP/DTLS records
           into the session. STUN still goes through (aioice authenticates it), so checks and
           consent keep working.
-        Both are counted in ``stats["rejected"]``. RTP/RTCP beyond ``RECEIVE_QUEUE_MAX``
-        waiting datagrams is dropped and counted in ``stats["overflow"]`` (never STUN or DTLS).
+        Both are counted in ``stats["rejected"]``.
+        - Once connected, SRTP/SRTCP (first byte 128-191) is unprotected and delivered here,
+          synchronously (see the module doc).
         """
         original = protocol.datagram_received
-        queue = self._connection._queue
+        received = self._received
+        stats = self.stats
 
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
             if not data:
@@ -355,8 +360,15 @@ class EndpointTransport:
             if source is not None and data[0] > 3 and (addr[0], addr[1]) != source:
                 self.stats["rejected"] += 1
                 return
-            if data[0] >= 128 and queue.qsize() >= RECEIVE_QUEUE_MAX:
-                self.stats["overflow"] += 1
+            rx = self._rx_srtp
+            if rx is not None and 127 < data[0] < 192:
+                try:
+                    if len(data) > 1 and 191 < data[1] < 224:  # RTCP packet types 192-223 (RFC 5761)
+                        received(rx.unprotect_rtcp(data), True)
+                    else:
+                        received(rx.unprotect(data), False)
+                except pylibsrtp.Error:
+                    stats["undecryptable"] += 1
                 return
             original(data, addr)
 
@@ -468,6 +480,7 @@ class EndpointTransport:
         if self._state != "connecting":
             raise ConnectionError("transport closed during the DTLS handshake")
         self._tx_srtp = self._dtls._tx_srtp
+        self._rx_srtp = self._dtls._rx_srtp
         # aioice may nominate another pair while DTLS runs (a peer with several addresses whose
         # checks all succeed): follow it rather than fail
         if not self.refresh_pair():

@@ -228,16 +228,16 @@ async def test_echo_through_bridge_transport_to_aiortc_client():
         video = await recv_frames(tracks["video"], 5)
         assert transport.state == "connected"
 
-        # A burst the receive loop cannot take in time (here: delivered without yielding to
-        # it): what does not fit in the queue is dropped and counted, the session goes on.
-        from bridge.transport import RECEIVE_QUEUE_MAX
+        # Once connected, media from the peer is unprotected as the datagram arrives, not queued
+        # for aiortc's receive loop: a burst of (here undecryptable) SRTP and SRTCP is handled
+        # and counted before datagram_received returns; the session goes on.
         protocol = next(p for p in transport._connection._protocols if p.transport is not None)
         queue = transport._connection._queue
-        burst = RECEIVE_QUEUE_MAX + 50
-        for _ in range(burst):
-            protocol.datagram_received(b"\x80\x6f" + os.urandom(98), transport._source)
-        assert queue.qsize() <= RECEIVE_QUEUE_MAX
-        assert transport.stats["overflow"] >= 50
+        before = transport.stats["undecryptable"]
+        for i in range(300):
+            protocol.datagram_received((b"\x80\x6f" if i % 2 else b"\x80\xc8") + os.urandom(98), transport._source)
+        assert transport.stats["undecryptable"] == before + 300
+        assert queue.qsize() == 0
         audio = await recv_frames(tracks["audio"], 10)
         video = await recv_frames(tracks["video"], 5)
         assert transport.state == "connected"
@@ -305,6 +305,7 @@ def test_private_aiortc_names_exist():
     assert "self.protocol = protocol" in inspect.getsource(aioice.ice.CandidatePair.__init__)
     assert "_protocols" in vars(connection)
     assert isinstance(connection._queue, asyncio.Queue)
+    assert "self._rx_srtp = Session(" in inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(aioice.Connection.data_received)
     assert "self.receiver.data_received(" in inspect.getsource(
         aioice.ice.StunProtocol.datagram_received)
