@@ -897,7 +897,8 @@ async def test_two_browsers_on_two_cascaded_bridges(tmp_path, browser):
         bconf = next(iter(stack.bridge.conferences.values()))
         await until(lambda: "jvb2" in bconf.relays and bconf.relays["jvb2"].connected, 10, "the relay")
         relay = bconf.relays["jvb2"]
-        assert relay.transport.stats["packets_in"] > 100 and relay.transport.stats["packets_out"] > 100
+        await until(lambda: relay.transport.stats["packets_in"] > 100 and relay.transport.stats["packets_out"] > 100,
+                    10, "media both ways over the relay")
         await shot(bob, "24-bob-on-jvb2-sees-alice")
         for page in pages:
             assert page.errors == [], page.errors  # type: ignore[attr-defined]
@@ -905,4 +906,44 @@ async def test_two_browsers_on_two_cascaded_bridges(tmp_path, browser):
         for page in pages:
             await page.context.close()
         await jvb2.kill()
+        await stack.stop()
+
+
+async def test_large_meeting_grid_scrolls_with_usable_tiles(tmp_path, browser):
+    """30 others in the room (synthetic participants: real sign-in, Jingle, ICE/DTLS-SRTP): the
+    page's tiles keep a usable size and the grid scrolls, instead of 31 postage stamps."""
+    from conftest import until
+    from jitsi_py.synthetic import SyntheticParticipant, prepare_room
+    stack = await start_stack(tmp_path, limits__anonymous_sessions_per_minute=0, limits__connections_per_ip=1000)
+    host, port = stack.server.c2s_address
+    crowd = [SyntheticParticipant(host, port, "Crowd", cafile=str(stack.cert_path), nick=f"s{i:02d}",
+                                  video_rate=5, speaking=i == 0) for i in range(30)]
+    page = None
+    try:
+        await prepare_room(host, port, "Crowd", cafile=str(stack.cert_path))
+        sem = asyncio.Semaphore(10)
+
+        async def join(p) -> None:
+            async with sem:
+                await p.join(timeout=60)
+        await asyncio.gather(*(join(p) for p in crowd))
+        page = await open_room(browser, f"{base_url(stack)}/Crowd", "Wendy Web", camera=False)
+        await in_conference(page)
+        await page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 31", timeout=15_000)
+        geometry = await page.evaluate("""() => {
+            const g = document.getElementById('grid');
+            const widths = [...g.querySelectorAll('.tile')].map((t) => t.getBoundingClientRect().width);
+            return { min: Math.min(...widths), scrolls: g.classList.contains('scrolls'),
+                     overflow: g.scrollHeight > g.clientHeight };
+        }""")
+        assert geometry["min"] >= 190 and geometry["scrolls"] and geometry["overflow"], geometry
+        assert (await page.text_content("#participant-count")) == "31 people"
+        await shot(page, "25-thirty-one-people")
+        conf = next(iter(stack.bridge.conferences.values()))
+        await until(lambda: len(conf.endpoints) == 31, 10, "everyone at the bridge")
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    finally:
+        if page is not None:
+            await page.context.close()
+        await asyncio.gather(*(p.leave() for p in crowd), return_exceptions=True)
         await stack.stop()

@@ -564,6 +564,8 @@ function pin(nick) {
   layoutGrid();
 }
 
+const MIN_TILE_WIDTH = 200; // px: below this a large meeting's grid scrolls
+
 function layoutGrid() {
   const grid = $('grid');
   const n = grid.children.length;
@@ -581,9 +583,11 @@ function layoutGrid() {
     grid.style.gridTemplateRows = `${Math.floor(H - (strip ? strip + gap : 0))}px`;
     grid.style.gridAutoRows = `${strip}px`;
     grid.style.justifyContent = 'center';
+    grid.classList.remove('scrolls'); // the stage stays put; a long filmstrip is cut
   } else if (n && W && H) {
     grid.style.gridTemplateRows = '';
-    // the column count that gives the biggest 16:9 tiles in the space we have
+    // the column count that gives the biggest 16:9 tiles in the space we have; in a large
+    // meeting tiles keep a usable size and the grid scrolls instead
     let best = { area: -1, cols: 1, w: W, h: H };
     for (let cols = 1; cols <= n; cols += 1) {
       const rows = Math.ceil(n / cols);
@@ -595,6 +599,13 @@ function layoutGrid() {
       }
       if (w * h > best.area) best = { area: w * h, cols, w, h };
     }
+    if (best.w < MIN_TILE_WIDTH) {
+      const cols = Math.max(1, Math.floor((W + gap) / (MIN_TILE_WIDTH + gap)));
+      const w = (W - (cols - 1) * gap) / cols;
+      best = { area: 0, cols, w, h: (w * 9) / 16 };
+    }
+    const scrolls = Math.ceil(n / best.cols) * (best.h + gap) - gap > H + 1;
+    grid.classList.toggle('scrolls', scrolls);
     grid.style.gridTemplateColumns = `repeat(${best.cols}, ${Math.floor(best.w)}px)`;
     grid.style.gridAutoRows = `${Math.floor(best.h)}px`;
   }
