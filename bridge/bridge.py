@@ -186,6 +186,9 @@ class Bridge:
             self.cfg.media_address, on_rtp=lambda data: conf.on_relay_rtp(relay, data),
             on_rtcp=lambda data: conf.on_relay_rtcp(relay, data), certificate=self.certificate(),
             ice_controlling=r_req.ice_controlling, setup="active" if r_req.ice_controlling else "passive")
+        from .channel import relay_channel  # channel.py imports this module
+        from .transport import SCTP_PORT
+        relay.transport.enable_sctp(lambda channel: relay_channel(relay, channel), SCTP_PORT)
         await relay.transport.gather()
         conf.add_relay(relay)
         log.info("relay %s of %s created (%s)", relay.id, conf.meeting_id,
@@ -205,6 +208,12 @@ class Bridge:
             if not relay.expired:
                 log.info("relay %s of %s connected", relay.id, conf.meeting_id)
                 conf.relay_connected(relay)
+                if relay.transport.setup == "active" and relay.transport.sctp is not None:
+                    from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
+
+                    from .channel import COLIBRI_PROTOCOL, relay_channel
+                    relay_channel(relay, RTCDataChannel(relay.transport.sctp, RTCDataChannelParameters(
+                        label="relay", protocol=COLIBRI_PROTOCOL)))
         asyncio.ensure_future(run())
 
     async def _expire_relay(self, conf: Conference, relay: Relay) -> None:

@@ -27,10 +27,12 @@ from .bridge import VERSION
 if TYPE_CHECKING:
     from .bridge import Bridge
     from .endpoint import Endpoint
+    from .relay import Relay
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024
+COLIBRI_PROTOCOL = "http://jitsi.org/protocols/colibri"  # the data channel's protocol, as Jitsi names it
 BRIDGE = web.AppKey("bridge", object)
 
 
@@ -161,7 +163,13 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
         out = dict(data, **{"from": ep.id})
         for other in list(conf.endpoints.values()):
             if other is not ep and (not to or other.id == to):
-                other.send_channel(out)
+                if other.relay is None:
+                    other.send_channel(out)
+                elif to:  # someone on another bridge: through the relay that leads there
+                    other.relay.send_message(out)
+        if not to:
+            for relay in list(conf.relays.values()):
+                relay.send_message(out)
     elif cls in ("LastNChangedEvent", "LastN"):
         _set_last_n(ep, data.get("lastN"))
     elif cls == "ReceiverVideoConstraints":
@@ -174,6 +182,33 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
             _set_last_n(ep, data.get("lastN"))
     elif cls == "ClientHello":
         ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
+
+
+def relay_channel(relay: "Relay", channel: Any) -> None:
+    """The data channel between two bridges (opened by the ICE-controlling side, arriving on
+    the other): EndpointMessages for the participants on the far side go through it."""
+    sender = _DataChannelSender(channel)
+
+    def opened() -> None:
+        if not relay.expired:
+            relay.channel_send = sender
+
+    def closed() -> None:
+        if relay.channel_send is sender:
+            relay.channel_send = None
+
+    def on_message(message: str | bytes) -> None:
+        try:
+            if len(message) <= MAX_MESSAGE:
+                relay.message_received(message)
+        except Exception:
+            log.exception("relay %s message failed", relay.id)
+
+    channel.on("message", on_message)
+    channel.on("open", opened)
+    channel.on("close", closed)
+    if channel.readyState == "open":
+        opened()
 
 
 def _set_last_n(ep: "Endpoint", value: Any) -> None:

@@ -16,11 +16,15 @@ What crosses a relay:
   whenever that set changes and once a second, so the set is never guessed from a ranking
   that may differ by a few milliseconds between the two bridges;
 - RTCP: PLI/FIR and NACK for the original SSRCs towards the sender's bridge, which asks the
-  sender (or answers from its cache); sender reports, unchanged, towards the receivers' bridge.
+  sender (or answers from its cache); sender reports, unchanged, towards the receivers' bridge;
+- bridge channel messages between participants (EndpointMessage), over an SCTP data channel on
+  the relay's DTLS (the ICE-controlling side opens it), so a message reaches the participants
+  on the other bridge as it reaches those on ours.
 Relays never carry what arrived over another relay: with three bridges each pair has its own.
 """
 from __future__ import annotations
 
+import json
 import logging
 import struct
 from typing import TYPE_CHECKING, Any
@@ -65,6 +69,28 @@ class Relay:
         self.sent_wanted: frozenset[int] | None = None  # what we last told the other side we want
         self.expired = False
         self.failure_reported = False
+        self.channel_send: Any = None  # the data channel to the other bridge, once open
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        """A bridge channel message for participants on the other bridge (dropped while the
+        data channel is not open)."""
+        if self.channel_send is not None:
+            self.channel_send(json.dumps(message))
+
+    def message_received(self, text: str | bytes) -> None:
+        """A message from the other bridge: an EndpointMessage for our participants (all of
+        them, or the one named in "to")."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(data, dict) or data.get("colibriClass") != "EndpointMessage":
+            return
+        to = data.get("to") or ""
+        sender = data.get("from")
+        for ep in list(self.conference.endpoints.values()):
+            if ep.relay is None and ep.id != sender and (not to or ep.id == to):
+                ep.send_channel(data)
 
     @property
     def connected(self) -> bool:

@@ -131,3 +131,38 @@ async def test_a_conference_left_without_own_participants_expires_with_its_relay
     one.expire_silent(now + 2 + one.cfg.endpoint_timeout)
     assert "orphan" not in one.conferences
     await until(lambda: relay.expired and relay.transport.state == "closed", 5, "the relay closed")
+
+
+async def test_endpoint_messages_cross_the_relay(bridges):
+    """EndpointMessage on the bridge channel reaches participants on the other bridge too:
+    broadcast (to everyone on both bridges, once) and addressed (only to the one named)."""
+    import json
+
+    from bridge.channel import handle_message
+    one, two = bridges
+    here, near, far = Peer(one, M, "here"), Peer(one, M, "near"), Peer(two, M, "far")
+    try:
+        await link(one, two)
+        for p in (here, near, far):
+            await p.join()
+        await announce(two, one, here)
+        await announce(two, one, near)
+        await announce(one, two, far)
+        c1, c2 = one.conferences[M], two.conferences[M]
+        await until(lambda: c1.relays["b2"].channel_send is not None and c2.relays["b1"].channel_send is not None,
+                    10, "the data channel between the bridges")
+        inbox: dict[str, list[dict]] = {"here": [], "near": [], "far": []}
+        for conf, ep_id in ((c1, "here"), (c1, "near"), (c2, "far")):
+            conf.endpoints[ep_id].channel_send = lambda text, ep_id=ep_id: inbox[ep_id].append(json.loads(text))
+        handle_message(c1.endpoints["here"], {"colibriClass": "EndpointMessage", "to": "", "msgPayload": {"n": 1}})
+        await until(lambda: inbox["far"], 5, "the broadcast on the other bridge")
+        assert inbox["far"] == [{"colibriClass": "EndpointMessage", "to": "", "msgPayload": {"n": 1}, "from": "here"}]
+        assert [m["msgPayload"] for m in inbox["near"]] == [{"n": 1}] and inbox["here"] == []
+        # addressed: from far (on b2) to near (on b1) only
+        handle_message(c2.endpoints["far"], {"colibriClass": "EndpointMessage", "to": "near", "msgPayload": "hi"})
+        await until(lambda: len(inbox["near"]) == 2, 5, "the addressed message across")
+        assert inbox["near"][1]["from"] == "far" and inbox["near"][1]["msgPayload"] == "hi"
+        assert len(inbox["here"]) == 0 and len(inbox["far"]) == 1
+    finally:
+        for p in (here, near, far):
+            await p.close()
