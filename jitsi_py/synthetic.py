@@ -376,12 +376,9 @@ async def prepare_room(host: str, port: int, room: str, *, domain: str = "localh
                        verify: bool = True, timeout: float = 30.0) -> str:
     """Have the focus create `room` before a crowd joins it; returns the room JID.
 
-    Why: while the focus's own MUC join for a new room is in flight, it answers further
-    `conference` IQs for that room at once (jicofo_py/focus.py `_conference_iq` checks slixmpp's
-    `get_joined_rooms()`, which lists rooms a join was *sent* to). A participant told `ready`
-    that early can reach the MUC before the focus's presence does, create the room itself as a
-    guest, and leave it locked: everyone after it gets `item-not-found`. Many participants
-    joining a new room at once hit that; one request first avoids it."""
+    Not needed for correctness (the focus answers a `conference` IQ only once it is in the room,
+    so concurrent first requests all wait for that one join), but it keeps the room's creation
+    out of what a benchmark measures as the crowd's join phase."""
     domain = domain.lower()
     room_jid = room if "@" in room else f"{room.lower()}@conference.{domain}"
     link = XmppLink(host, port, domain, client_ssl_context(cafile, verify), lambda el: False)

@@ -37,7 +37,7 @@ async def test_fifty_participants_two_speakers_last_n(tmp_path):
                                                speaking=i in SPEAKERS, video_rate=10, video_sample=1,
                                                audio_ssrc=0x1000 + 2 * i, video_ssrc=0x1001 + 2 * i))
         speakers = {people[i].audio_ssrc for i in SPEAKERS}
-        await prepare_room(host, port, "big", cafile=str(stack.cert_path))  # see its docstring
+        await prepare_room(host, port, "big", cafile=str(stack.cert_path))
         sem = asyncio.Semaphore(10)
 
         async def join(p: SyntheticParticipant) -> None:
