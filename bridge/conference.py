@@ -67,6 +67,7 @@ class Conference:
         self.unknown_dropped = 0
         self.padding_dropped = 0
         self.nacks_sent = 0  # to senders, for video lost on the way to us
+        self.rtx_received = 0  # retransmissions that came on an RTX stream, unwrapped
         self.empty_since: float | None = None  # since when no local endpoint is left (Bridge.expire_silent)
 
     # ---- membership --------------------------------------------------------------------------
@@ -100,10 +101,21 @@ class Conference:
         ssrc = rtp.rtp_ssrc(data)
         src = sender.forwarded.get(ssrc)
         if src is None:
-            if ssrc not in sender.sources:  # RTX is known, just not relayed
-                self.unknown_dropped += 1
-            sender.packets_dropped += 1
-            return
+            repaired = sender.rtx_of.get(ssrc)
+            apt = sender.rtx_pts.get(data[1] & 0x7F) if repaired is not None else None
+            unwrapped = rtp.unwrap_rtx(data, repaired, apt) if repaired is not None and apt is not None else None
+            if unwrapped is None:
+                if ssrc not in sender.sources:
+                    self.unknown_dropped += 1
+                sender.packets_dropped += 1
+                return
+            # a retransmission (an answer to our NACK): from here on, the packet it repairs
+            data, ssrc = unwrapped, repaired
+            src = sender.forwarded.get(ssrc)
+            if src is None:
+                sender.packets_dropped += 1
+                return
+            self.rtx_received += 1
         seq = rtp.rtp_seq(data)
         stats = sender.stream_stats.get(ssrc)
         if stats is not None:
@@ -566,4 +578,4 @@ class Conference:
                 "relays": [r.stats() for r in self.relays.values()],
                 "packets_forwarded": self.packets_forwarded, "silence_dropped": self.silence_dropped,
                 "unknown_dropped": self.unknown_dropped, "padding_dropped": self.padding_dropped,
-                "nacks_sent": self.nacks_sent, "dominant_speaker": self.speaker.dominant}
+                "nacks_sent": self.nacks_sent, "rtx_received": self.rtx_received, "dominant_speaker": self.speaker.dominant}

@@ -96,6 +96,8 @@ class Endpoint:
         self.groups: list[SourceGroup] = []
         # SSRCs whose packets are forwarded: every simulcast layer, not RTX
         self.forwarded: dict[int, Source] = {}
+        self.rtx_of: dict[int, int] = {}  # RTX SSRC -> the SSRC it repairs (FID groups)
+        self.rtx_pts: dict[int, int] = {}  # RTX payload type -> the payload type it repairs
         # one entry per logical source (a simulcast source is its first, lowest, layer's SSRC):
         # what fills receivers' slots
         self.logical: dict[int, Source] = {}
@@ -156,6 +158,9 @@ class Endpoint:
                         if pt.name.upper() == "VP8")
         has_video = any(m.payload_types for m in media if m.kind == "video")
         self.vp8_pts = vp8 if has_video else ALL_PAYLOAD_TYPES  # unknown: assume VP8
+        # RTX payload type -> the payload type it retransmits (RFC 4588 apt)
+        self.rtx_pts = {pt.id: int(pt.parameters["apt"]) for m in media for pt in m.payload_types
+                        if pt.name.lower() == "rtx" and pt.parameters.get("apt", "").isdigit()}
         tcc_ext = None
         for m in media:
             for ext in m.header_extensions:
@@ -181,11 +186,13 @@ class Endpoint:
     def set_sources(self, sources: list[Source], groups: list[SourceGroup]) -> None:
         self.sources = {s.ssrc: s for s in sources}
         self.groups = groups
-        rtx: set[int] = set()
+        self.rtx_of = {}
         for g in groups:
-            if g.semantics == "FID" and len(g.ssrcs) > 1:
-                rtx.update(g.ssrcs[1:])  # RTX: not forwarded, NACKs are answered from our cache
-        self.forwarded = {ssrc: s for ssrc, s in self.sources.items() if ssrc not in rtx}
+            if g.semantics == "FID" and len(g.ssrcs) == 2:
+                # RTX: unwrapped into the stream it repairs (Conference.on_rtp); receivers get
+                # retransmissions from our cache on the media SSRC
+                self.rtx_of[g.ssrcs[1]] = g.ssrcs[0]
+        self.forwarded = {ssrc: s for ssrc, s in self.sources.items() if ssrc not in self.rtx_of}
         self.layers = {}
         self.simulcast = {}
         for g in groups:

@@ -33,7 +33,7 @@ __all__ = [
     "is_rtcp", "is_rtp",
     "rtp_ssrc", "rtp_seq", "rtp_timestamp", "rtp_payload_type", "rtp_marker",
     "rewrite_rtp",
-    "header_extension", "audio_level", "payload_offset",
+    "header_extension", "audio_level", "payload_offset", "padding_only", "unwrap_rtx",
     "iter_rtcp", "rtcp_sender_ssrc", "rtcp_media_ssrc", "iter_fir",
     "build_pli", "build_fir", "build_remb", "parse_remb",
     "ReportBlock", "build_receiver_report", "parse_report_blocks",
@@ -263,6 +263,25 @@ def payload_offset(data: Buffer) -> int | None:
         if pad == 0 or off + pad > n:
             return None
     return off
+
+
+def unwrap_rtx(data: Buffer, ssrc: int, payload_type: int) -> bytes | None:
+    """The packet an RTX retransmission (RFC 4588 4) carries: the original sequence number from
+    the first two payload bytes, `ssrc` and `payload_type` of the stream it repairs, the rest of
+    the header (extensions, marker, timestamp) as it is. None if it is too short to carry one."""
+    off = payload_offset(data)
+    if off is None:
+        return None
+    end = len(data) - (data[len(data) - 1] if data[0] & 0x20 else 0)
+    if end - off < 2:
+        return None
+    osn = _U16.unpack_from(data, off)[0]
+    buf = bytearray(data[:off])
+    buf += data[off + 2:end]
+    buf[0] &= 0xDF  # the padding went with the RTX wrapper
+    buf[1] = (buf[1] & 0x80) | payload_type
+    rewrite_rtp(buf, ssrc, osn, rtp_timestamp(data))
+    return bytes(buf)
 
 
 def padding_only(data: Buffer) -> bool:

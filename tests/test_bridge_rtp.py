@@ -39,6 +39,7 @@ from bridge.rtp import (
     parse_report_blocks,
     padding_only,
     payload_offset,
+    unwrap_rtx,
     rewrite_rtcp_ssrcs,
     rewrite_rtp,
     rtcp_media_ssrc,
@@ -284,6 +285,22 @@ def test_payload_offset():
     assert payload_offset(bad_pad) is None
     assert payload_offset(bytes([0x40]) + bytes(15)) is None  # version 1
     assert payload_offset(b"") is None
+
+
+def test_unwrap_rtx():
+    """RFC 4588: the original sequence number leads the RTX payload; unwrapped, the packet is
+    the original one again (aiortc's own unwrap as the reference), extensions kept, the RTX
+    wrapper's padding gone."""
+    from aiortc.rtp import RtpPacket as AioPacket
+    from aiortc.rtp import unwrap_rtx as aio_unwrap
+    original = make_rtp(100, 4711, 90000, 0xAAAA, marker=True, ext=(0xBEDE, bytes([0x51, 0x12, 0x34])),
+                        payload=b"vp8 payload")
+    rtx = make_rtp(96, 17, 90000, 0xBBBB, marker=True, ext=(0xBEDE, bytes([0x51, 0x12, 0x34])),
+                   payload=struct.pack("!H", 4711) + b"vp8 payload", padding=4)
+    assert unwrap_rtx(rtx, 0xAAAA, 100) == original
+    ref = aio_unwrap(AioPacket.parse(rtx), payload_type=100, ssrc=0xAAAA)
+    assert (ref.sequence_number, ref.payload, ref.marker) == (4711, b"vp8 payload", 1)
+    assert unwrap_rtx(make_rtp(96, 1, 2, 3, payload=b"x"), 0xAAAA, 100) is None  # no room for an OSN
 
 
 def test_padding_only():

@@ -304,12 +304,13 @@ class Client:
             for p in self.log.feedback(0x5EED, 0):
                 self.transport.send_rtcp(p)
 
-    def send(self, ssrc: int, seq: int, ts: int, payload: bytes, marker: bool = False, skip_tcc: int = 0) -> int:
+    def send(self, ssrc: int, seq: int, ts: int, payload: bytes, marker: bool = False, skip_tcc: int = 0,
+             pt: int = VP8_PT) -> int:
         """One RTP packet with abs-send-time (id 3) and our transport-wide seq (id 5)."""
         self.tcc_seq = (self.tcc_seq + skip_tcc) & 0xFFFF
         tcc = self.tcc_seq
         self.tcc_seq = (tcc + 1) & 0xFFFF
-        head = struct.pack("!BBHII", 0x90, (0x80 if marker else 0) | VP8_PT, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+        head = struct.pack("!BBHII", 0x90, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
         head += struct.pack("!HH", 0xBEDE, 2) + bytes([0x32, 0, 0, 0, (TCC_ID << 4) | 1, tcc >> 8, tcc & 0xFF, 0])
         self.transport.send_rtp(head + payload)
         return tcc
@@ -432,7 +433,8 @@ async def test_video_lost_on_the_way_in_is_asked_for_again(monkeypatch):
     await b.start()
     alice, bob = Client("alice"), Client("bob")
     try:
-        await alice.join(b, "nack", [Source(0x4343, "video", "alice", "alice-v0")])
+        await alice.join(b, "nack", [Source(0x4343, "video", "alice", "alice-v0"),
+                                     Source(0x4344, "video", "alice", "alice-v0")], [SourceGroup("FID", [0x4343, 0x4344])])
         await bob.join(b, "nack")
         conf = b.conferences["nack"]
 
@@ -450,11 +452,15 @@ async def test_video_lost_on_the_way_in_is_asked_for_again(monkeypatch):
         await until(lambda: [1011, 1012] in nacked(), 5, "a NACK for the two missing packets")
         # not resent: asked once more; then resent, and forwarded to bob
         await until(lambda: nacked().count([1011, 1012]) == 2, 5, "the NACK repeated")
+        # resent on her RTX stream (RFC 4588: PT 96, the original number leading the payload)
         got = bob.received
         alice.send(0x4343, 1011, 11 * 3000, payload(11))
-        alice.send(0x4343, 1012, 12 * 3000, payload(12))
+        alice.send(0x4344, 1, 12 * 3000, struct.pack("!H", 1012) + payload(12), pt=96)
         await until(lambda: bob.received >= got + 2, 5, "the resent packets at bob")
-        assert conf.nacks_sent == 2
+        assert conf.nacks_sent == 2 and conf.rtx_received == 1
+        cache = conf.endpoints["alice"].video_cache[0x4343]
+        assert cache[1012 % len(cache)] is not None and cache[1012 % len(cache)][0] == 1012
+        assert rtp.rtp_ssrc(cache[1012 % len(cache)][1]) == 0x4343
         # a gap of hundreds: a keyframe request, not a NACK
         plis = len([1 for d in alice.rtcp_in for pt, fmt, _, _ in rtp.iter_rtcp(d) if pt == 206 and fmt == 1])
         alice.send(0x4343, 1400, 400 * 3000, payload(400))

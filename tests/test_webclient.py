@@ -515,7 +515,7 @@ async def test_sdp_port_matches_python(stack, browser):
         });
         const signalled = withSimulcastSources(parseAnswer(answer), answer, 'video', layers);
         pc.close();
-        return { munged, answer, layers: layers.map((l) => l.ssrc), signalled };
+        return { munged, answer, layers: layers.map((l) => l.ssrc), rtx: layers.map((l) => l.rtxSsrc), signalled };
     }""", expected)
     added = [line for line in sim["munged"].split("\r\n") if line not in expected.split("\r\n")]
     assert added == ["a=extmap:14 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=rid:l0 recv", "a=rid:l1 recv",
@@ -523,9 +523,12 @@ async def test_sdp_port_matches_python(stack, browser):
     assert "a=simulcast:send l0;l1;l2" in sim["answer"]
     assert [s for s in sdp.parse_answer(sim["answer"]).sources if s.kind == "video"] == []
     video = [s for s in sim["signalled"]["sources"] if s["kind"] == "video"]
-    assert [s["ssrc"] for s in video] == sim["layers"] and len({s["msid"] for s in video}) == 1 and video[0]["msid"]
-    # no RTX was negotiated: the RTX SSRCs Chromium reserves are not signalled
-    assert [(g["semantics"], g["ssrcs"]) for g in sim["signalled"]["groups"]] == [("SIM", sim["layers"])]
+    # the offer has RTX: each layer comes with its RTX stream, an FID group each, then the SIM group
+    pairs = list(zip(sim["layers"], sim["rtx"]))
+    assert all(sim["rtx"]) and [s["ssrc"] for s in video] == [x for pair in pairs for x in pair]
+    assert len({s["msid"] for s in video}) == 1 and video[0]["msid"]
+    assert [(g["semantics"], g["ssrcs"]) for g in sim["signalled"]["groups"]] == [
+        ("FID", list(pair)) for pair in pairs] + [("SIM", sim["layers"])]
     await page.close()
 
 

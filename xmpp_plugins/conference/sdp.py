@@ -176,6 +176,8 @@ def parse_answer(sdp: str, owner: str = "") -> Answer:
                 elif m.group(2) == "msid":
                     src.msid = m.group(3)
     transport = IceTransport(ufrag=ufrag, pwd=pwd, fingerprints=fps, candidates=cands)
+    # groups of what is sent (aiortc lists an RTX group in its receive-only sections too)
+    groups = [g for g in groups if all(ssrc in sources for ssrc in g.ssrcs)]
     return Answer(transport=transport, sources=list(sources.values()), groups=groups)
 
 
@@ -187,15 +189,18 @@ def default_media() -> list[Media]:
     receiver's feedback, and sends each sender feedback for what it receives (a browser that
     negotiated transport-cc sets its sending rate from that feedback, no longer from REMB,
     which the bridge keeps sending for the others). The id must be the same for everyone: the
-    bridge reuses the sender's extension slot in the copy it sends a receiver. No RTX (the
-    bridge answers NACKs from its own cache)."""
+    bridge reuses the sender's extension slot in the copy it sends a receiver. RTX (96 for
+    VP8, Jitsi's numbers): senders answer the bridge's NACKs on their RTX streams (and pad
+    there), which the bridge unwraps into the stream repaired; towards receivers the bridge
+    resends on the media SSRC from its cache, which receivers accept with or without RTX."""
     from .model import HeaderExtension
     tcc = HeaderExtension(5, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01")
     audio = Media("audio", [PayloadType(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"},
                                         [("transport-cc", "")])], [])
     video = Media("video", [PayloadType(100, "VP8", 90000, 1, {},
                                         [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", ""),
-                                         ("transport-cc", "")])], [])
+                                         ("transport-cc", "")]),
+                            PayloadType(96, "rtx", 90000, 1, {"apt": "100"})], [])
     audio.header_extensions.append(HeaderExtension(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
     audio.header_extensions.append(HeaderExtension(tcc.id, tcc.uri))
     video.header_extensions.append(HeaderExtension(3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"))

@@ -249,7 +249,9 @@ export function parseAnswer(sdp) {
       }
     }
   }
-  return { transport: { ufrag, pwd, fingerprints, candidates }, sources: Array.from(sources.values()), groups };
+  // groups of what is sent (a browser may list an RTX group in a receive-only section too)
+  const sent = groups.filter((g) => g.ssrcs.every((ssrc) => sources.has(ssrc)));
+  return { transport: { ufrag, pwd, fingerprints, candidates }, sources: Array.from(sources.values()), groups: sent };
 }
 
 function payloadTypeElement(pt) {
