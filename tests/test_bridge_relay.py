@@ -39,6 +39,17 @@ async def link(one: Bridge, two: Bridge) -> None:
         colibri2.Relay(id=two.id, transport=res2.relays[0].transport)]))
 
 
+async def across(one: Bridge, two: Bridge, on_one: list[Peer], on_two: list[Peer]) -> None:
+    """Link the bridges, join every peer on its own, and tell each bridge who is on the other."""
+    await link(one, two)
+    for p in on_one + on_two:
+        await p.join()
+    for p in on_one:
+        await announce(two, one, p)
+    for p in on_two:
+        await announce(one, two, p)
+
+
 async def announce(to: Bridge, home: Bridge, peer: Peer) -> None:
     await to.handle(colibri2.ConferenceModify(meeting_id=M, relays=[colibri2.Relay(id=home.id, endpoints=[
         colibri2.Endpoint(id=peer.id, media=default_media(), sources_given=True, sources=peer.sources,
@@ -58,12 +69,7 @@ async def test_media_crosses_the_relay_and_only_wanted_video(bridges):
     loud, quiet = Peer(one, M, "loud", amplitude=0.5), Peer(one, M, "quiet", amplitude=0.0)
     far = Peer(two, M, "far", amplitude=0.3)
     try:
-        await link(one, two)
-        for p in (loud, quiet, far):
-            await p.join()
-        await announce(two, one, loud)
-        await announce(two, one, quiet)
-        await announce(one, two, far)
+        await across(one, two, [loud, quiet], [far])
         c1, c2 = one.conferences[M], two.conferences[M]
         await until(lambda: c1.relays["b2"].connected and c2.relays["b1"].connected, 10, "the relay to connect")
         # far (on b2, last-N 1) gets video and audio from b1's loud speaker; b1's people get far's
@@ -142,12 +148,7 @@ async def test_endpoint_messages_cross_the_relay(bridges):
     one, two = bridges
     here, near, far = Peer(one, M, "here"), Peer(one, M, "near"), Peer(two, M, "far")
     try:
-        await link(one, two)
-        for p in (here, near, far):
-            await p.join()
-        await announce(two, one, here)
-        await announce(two, one, near)
-        await announce(one, two, far)
+        await across(one, two, [here, near], [far])
         c1, c2 = one.conferences[M], two.conferences[M]
         await until(lambda: c1.relays["b2"].channel_send is not None and c2.relays["b1"].channel_send is not None,
                     10, "the data channel between the bridges")
