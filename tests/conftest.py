@@ -227,8 +227,9 @@ async def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "the 
 class BridgeProcess:
     """Another bridge (`python -m bridge`) in its own process, joined to a Stack's brewery."""
 
-    def __init__(self, stack: Any, tmp_path: Path, bridge_id: str) -> None:
+    def __init__(self, stack: Any, tmp_path: Path, bridge_id: str, **bridge: Any) -> None:
         self.stack = stack
+        self.bridge = bridge  # more [bridge] keys, e.g. last_n=5
         self.dir = tmp_path / bridge_id
         self.id = bridge_id
         self.proc: asyncio.subprocess.Process | None = None
@@ -249,7 +250,7 @@ xmpp_port = {port}
 username = "{self.id}"
 password = "{self.id}-secret"
 http_port = 0
-""")
+""" + "".join(f"{key} = {value!r}\n" for key, value in self.bridge.items()))
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bridge", "--config", str(cfg), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))

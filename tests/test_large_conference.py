@@ -90,3 +90,56 @@ async def test_fifty_participants_two_speakers_last_n(tmp_path):
         await asyncio.gather(*(p.leave() for p in people), return_exceptions=True)
         await stack.stop()
     assert time.monotonic() - t_start < 90
+
+
+@pytest.mark.timeout(120)
+async def test_forty_participants_cascaded_over_two_bridges(tmp_path):
+    """40 join at once with [focus] max_bridge_participants = 20 and a second bridge process:
+    the focus fills the first bridge, links the second while joins keep coming, and everyone,
+    on either bridge, hears both speakers and gets at most last-N videos."""
+    from conftest import BridgeProcess
+    n, speakers_at = 40, (10, 30)
+    stack = Stack(make_config(server__data_dir=str(tmp_path / "data"), bridge__last_n=LAST_N,
+                              focus__max_bridge_participants=n // 2,
+                              limits__anonymous_sessions_per_minute=0, limits__connections_per_ip=1000))
+    await stack.start()
+    jvb2 = await BridgeProcess(stack, tmp_path, "jvb2", last_n=LAST_N).start()
+    host, port = stack.server.c2s_address
+    people = [SyntheticParticipant(host, port, "two", cafile=str(stack.cert_path), nick=f"q{i:02d}",
+                                   speaking=i in speakers_at, video_rate=10, video_sample=1,
+                                   audio_ssrc=0x2000 + 2 * i, video_ssrc=0x2001 + 2 * i) for i in range(n)]
+    try:
+        await prepare_room(host, port, "two", cafile=str(stack.cert_path))
+        sem = asyncio.Semaphore(10)
+
+        async def join(p: SyntheticParticipant) -> None:
+            async with sem:
+                await p.join(timeout=60)
+
+        results = await asyncio.gather(*(join(p) for p in people), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert not failed, f"{len(failed)} participants did not join: {failed[:3]}"
+        conf = stack.focus.conferences["two@conference.localhost"]
+        per_bridge: dict[str, int] = {}
+        for p in conf.participants.values():
+            per_bridge[p.bridge.rsplit("/", 1)[1]] = per_bridge.get(p.bridge.rsplit("/", 1)[1], 0) + 1
+        assert per_bridge == {"jvb1": n // 2, "jvb2": n // 2}, per_bridge
+        speakers = {people[i].audio_ssrc for i in speakers_at}
+        await until(lambda: all(p.heard(s) for p in people for s in speakers if s != p.audio_ssrc), 30,
+                    "every participant, on either bridge, to hear both speakers")
+        for p in people:
+            p.reset_stats()
+        await until(lambda: all(s in p.senders and p.senders[s].decrypted >= 30
+                                for p in people for s in speakers if s != p.audio_ssrc), 30,
+                    "30 packets from each speaker at every receiver")
+        for p in people:
+            assert p.senders_of("audio") == speakers - {p.audio_ssrc}, p.nick
+            assert 0 < len(p.senders_of("video")) <= LAST_N, p.nick
+            assert all(p.senders[s].loss() < 0.05 for s in speakers if s != p.audio_ssrc), p.nick
+        bconf = next(iter(stack.bridge.conferences.values()))
+        assert bconf.local_endpoints() == n // 2 and len(bconf.endpoints) == n
+        assert bconf.relays["jvb2"].connected
+    finally:
+        await asyncio.gather(*(p.leave() for p in people), return_exceptions=True)
+        await jvb2.kill()
+        await stack.stop()
