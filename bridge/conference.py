@@ -58,6 +58,8 @@ class Conference:
         self.owner_of: dict[int, Endpoint] = {}  # sender SSRC -> endpoint
         self.relays: dict[str, Relay] = {}  # by the id of the bridge at the other end
         # local sender SSRC -> the relays' route entries (merged into `routes`)
+        self._order: dict[str, int] = {}
+        self._order_version = -1
         self._relay_routes: dict[int, list[tuple[Callable[[bytes], None], PassThrough, Callable[[bytes], None]]]] = {}
         self._last_pli: dict[int, float] = {}
         self.created = time.monotonic()
@@ -354,7 +356,7 @@ class Conference:
     # ---- decisions ---------------------------------------------------------------------------
     def reassign(self) -> None:
         """Fill every receiver's slots from the speaker ranking, keeping stable what can be."""
-        order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
+        order = self._rank_order()
         ranked = sorted(self.endpoints.values(), key=lambda e: order.get(e.id, len(order)))
         audio = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "audio"]
         video = [(s.ssrc, ep) for ep in ranked for s in ep.logical.values() if s.kind == "video"]
@@ -380,7 +382,8 @@ class Conference:
                 else:
                     slot.set_layers(owner.simulcast.get(slot.source), owner.vp8_pts)
                 slot.on_switch = self._switched
-            simulcast.allocate(recv, self._by_rank(recv), self.owner_of, now, retargeted.append)
+            if any(slot.layers is not None for slot in recv.video_slots):
+                simulcast.allocate(recv, self._by_rank(recv), self.owner_of, now, retargeted.append)
             for slot in recv.audio_slots + recv.video_slots:
                 if slot.source is None:
                     continue
@@ -442,9 +445,17 @@ class Conference:
         if slot.source is not None:
             self._reroute(slot.source)
 
+    def _rank_order(self) -> dict[str, int]:
+        """Endpoint id -> place in the speaker ranking; built once per ranking change, not once
+        per receiver (that was O(N^2) per decision in a large conference)."""
+        if self._order_version != self.speaker.version:
+            self._order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
+            self._order_version = self.speaker.version
+        return self._order
+
     def _by_rank(self, recv: Endpoint) -> list[Slot]:
         """The receiver's video slots, most important first: pinned, then by speaker rank."""
-        order = {ep_id: i for i, ep_id in enumerate(self.speaker.ranking)}
+        order = self._rank_order()
         pinned = set(recv.pinned)
 
         def key(s: Slot) -> tuple[int, int]:

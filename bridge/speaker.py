@@ -21,6 +21,7 @@ class SpeakerDetector:
         self.dominant: str | None = None
         self._since = 0.0
         self.ranking: list[str] = []
+        self.version = 0  # changes whenever `ranking` may have (callers cache by it)
 
     def level(self, endpoint: str, dbov: int) -> None:
         """Hot path: one call per audio packet (also for the silent ones we do not forward)."""
@@ -30,6 +31,7 @@ class SpeakerDetector:
             self._peak[endpoint] = loud
 
     def remove(self, endpoint: str) -> None:
+        self.version += 1
         self._energy.pop(endpoint, None)
         self._peak.pop(endpoint, None)
         if endpoint in self.ranking:
@@ -38,6 +40,7 @@ class SpeakerDetector:
             self.dominant = None
 
     def add(self, endpoint: str) -> None:
+        self.version += 1
         self._energy.setdefault(endpoint, 0.0)
         if endpoint not in self.ranking:
             self.ranking.append(endpoint)
@@ -48,6 +51,7 @@ class SpeakerDetector:
         for ep in list(self._energy):
             self._energy[ep] = 0.6 * self._energy[ep] + 0.4 * self._peak.get(ep, 0.0)
         self._peak.clear()
+        self.version += 1
         # stable sort: ties keep their previous order, so quiet rooms do not reshuffle
         self.ranking.sort(key=lambda ep: -self._energy.get(ep, 0.0))
         if not self.ranking:
