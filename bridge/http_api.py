@@ -41,13 +41,19 @@ class _Collector:
         s = self.bridge.stats()
         for name, help_ in (("conferences", "Conferences on this bridge"), ("endpoints", "Endpoints on this bridge"),
                             ("stress_level", "Load relative to what one core forwards"),
-                            ("packet_rate", "Forwarded packets per second")):
+                            ("packet_rate", "Forwarded packets per second"),
+                            ("relays", "Links to other bridges of cascaded conferences"),
+                            ("relayed_endpoints", "Participants of other bridges seen over relays")):
             g = GaugeMetricFamily(f"jitsi_bridge_{name}", help_)
             g.add_metric([], float(s[name]))
             yield g
         for name, help_ in (("packets_forwarded", "RTP packets sent to receivers"),
                             ("silence_dropped", "Silent audio packets not relayed"),
-                            ("unknown_dropped", "Packets from unknown SSRCs")):
+                            ("unknown_dropped", "Packets from unknown SSRCs"),
+                            ("padding_dropped", "Padding-only probes not relayed"),
+                            ("undecryptable", "Datagrams from participants that failed SRTP unprotect"),
+                            ("relay_packets_in", "Packets received over relays"),
+                            ("relay_packets_out", "Packets sent over relays")):
             c = CounterMetricFamily(f"jitsi_bridge_{name}", help_)
             c.add_metric([], float(s[name]))
             yield c

@@ -101,6 +101,7 @@ async def test_bridge_in_brewery_serves_colibri2_http_and_channel(stack, clients
         async with http.get(f"http://{host}:{port}/metrics") as r:
             text = await r.text()
             assert "jitsi_bridge_endpoints 2.0" in text
+            assert "jitsi_bridge_relays 0.0" in text and "jitsi_bridge_padding_dropped_total 0.0" in text
         # the bridge channel: wrong password refused; hello, then relayed endpoint messages
         async with http.get(ws_a.replace("ws://", "http://").split("?")[0] + "?pwd=wrong") as r:
             assert r.status == 403
