@@ -48,6 +48,7 @@ class Bridge:
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self.packet_rate = 0.0
         self.transport_factory: Callable[..., Any] | None = None  # tests may swap the transport
+        self._ports: Any = None  # transport.PortRange, made on first use
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -185,7 +186,8 @@ class Bridge:
         relay.transport = EndpointTransport(
             self.cfg.media_address, on_rtp=lambda data: conf.on_relay_rtp(relay, data),
             on_rtcp=lambda data: conf.on_relay_rtcp(relay, data), certificate=self.certificate(),
-            ice_controlling=r_req.ice_controlling, setup="active" if r_req.ice_controlling else "passive")
+            ice_controlling=r_req.ice_controlling, setup="active" if r_req.ice_controlling else "passive",
+            **self._transport_options())
         from .channel import relay_channel  # channel.py imports this module
         from .transport import SCTP_PORT
         relay.transport.enable_sctp(lambda channel: relay_channel(relay, channel), SCTP_PORT)
@@ -222,6 +224,14 @@ class Bridge:
             await relay.transport.stop()
         log.info("relay %s of %s expired", relay.id, conf.meeting_id)
 
+    def _transport_options(self) -> dict[str, Any]:
+        """Media ports from [bridge] port_min..port_max (shared by all our transports), and the
+        public address to advertise behind NAT."""
+        if self._ports is None and self.cfg.port_min:
+            from .transport import PortRange
+            self._ports = PortRange(self.cfg.port_min, self.cfg.port_max)
+        return {"ports": self._ports, "public_address": self.cfg.public_address}
+
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
         ep.make_slots(self.cfg.audio_slots, self.cfg.last_n, self._taken_ssrcs)
@@ -232,7 +242,7 @@ class Bridge:
         ep.transport = factory(self.cfg.media_address,
                                on_rtp=lambda data, ep=ep: conf.on_rtp(ep, data),
                                on_rtcp=lambda data, ep=ep: conf.on_rtcp(ep, data),
-                               certificate=self.certificate())
+                               certificate=self.certificate(), **self._transport_options())
         if ep_req.sctp and hasattr(ep.transport, "enable_sctp"):
             from .channel import data_channel  # channel.py imports this module
             from .transport import SCTP_PORT

@@ -21,7 +21,10 @@ Private aiortc/aioice names relied on (aiortc==1.16.0, aioice 0.13; checked by
   ``remote_addr`` give the UDP socket and peer address of the selected pair),
   ``check_incoming`` (called for every authenticated STUN binding request; wrapped per
   instance for ``last_received``), ``_protocols`` (its ``StunProtocol`` sockets, whose
-  ``datagram_received`` is wrapped per instance to drop empty and off-path datagrams).
+  ``datagram_received`` is wrapped per instance to drop empty and off-path datagrams), and
+  ``get_component_candidates(component, addresses, timeout)``, replaced per instance to bind
+  host candidates on ports from a :class:`PortRange` (``aioice.ice.StunProtocol``,
+  ``aioice.candidate.candidate_foundation/_priority`` build them as aioice does).
 - ``aioice.ice.get_host_addresses`` (module function, wrapped once, see
   :func:`host_addresses_override`).
 - Not called by us, but relied on for SCTP: ``RTCSctpTransport.start`` calls
@@ -50,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import datetime
 import ipaddress
 import logging
@@ -57,6 +61,7 @@ import secrets
 import time
 from typing import Any, Callable, Iterator
 
+import aioice.candidate
 import aioice.ice
 import pylibsrtp
 from aiortc.rtcdtlstransport import (
@@ -143,6 +148,33 @@ def shared_certificate() -> RTCCertificate:
     if _shared_cert is None or _shared_cert.expires - now < datetime.timedelta(days=7):
         _shared_cert = RTCCertificate.generateCertificate()
     return _shared_cert
+
+
+# ---------------------------------------------------------------------------------------------
+# Media ports from a configured range
+# ---------------------------------------------------------------------------------------------
+class PortRange:
+    """UDP ports `low`..`high` handed out round-robin (one per endpoint transport), so an admin
+    can open one range in a firewall. A port in use (by anything) is skipped; when the whole
+    range is taken, binding fails with a message naming it."""
+
+    def __init__(self, low: int, high: int) -> None:
+        if not 0 < low <= high <= 65535:
+            raise ValueError(f"{low}..{high} is not a UDP port range")
+        self.low, self.high = low, high
+        self._next = low
+
+    async def bind(self, factory: Callable[[], Any], address: str) -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        size = self.high - self.low + 1
+        for _ in range(size):
+            port = self._next
+            self._next = self.low + (port - self.low + 1) % size
+            try:
+                return await loop.create_datagram_endpoint(factory, local_addr=(address, port))
+            except OSError:
+                continue  # taken
+        raise OSError(f"no free UDP port in {self.low}-{self.high} on {address}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,9 +271,15 @@ class EndpointTransport:
         on_state: Callable[[str], None] | None = None,
         ice_controlling: bool = True,
         setup: str = "actpass",
+        ports: PortRange | None = None,
+        public_address: str = "",
     ) -> None:
         ipaddress.ip_address(media_address)  # ValueError for a name or garbage
+        if public_address:
+            ipaddress.ip_address(public_address)
         self.media_address = media_address
+        self.public_address = public_address
+        self._ports = ports
         self.on_rtp = on_rtp
         self.on_rtcp = on_rtcp
         self.on_state = on_state
@@ -286,6 +324,9 @@ class EndpointTransport:
             original_check(*args)
 
         self._connection.check_incoming = check_incoming
+        if ports is not None:
+            # aioice binds host candidates to port 0: take ours from the range instead
+            self._connection.get_component_candidates = self._host_candidates
         self._ice.on("statechange", self._on_ice_state)
         self._dtls.on("statechange", self._on_dtls_state)
 
@@ -333,6 +374,23 @@ class EndpointTransport:
         self._candidates = [_candidate_from_rtc(c) for c in self._gatherer.getLocalCandidates()]
         if not self._candidates:
             raise OSError(f"could not bind an ICE host candidate on {self.media_address}")
+
+    async def _host_candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list[Any]:
+        """aioice's ``Connection.get_component_candidates`` for host candidates only (what we
+        gather anyway), on ports from our range."""
+        assert self._ports is not None
+        connection = self._connection
+        candidates = []
+        for address in addresses:
+            transport, protocol = await self._ports.bind(lambda: aioice.ice.StunProtocol(connection), address)
+            host, port = transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = aioice.Candidate(
+                foundation=aioice.candidate.candidate_foundation("host", "udp", host), component=component,
+                transport="udp", priority=aioice.candidate.candidate_priority(component, "host"),
+                host=host, port=port, type="host")
+            connection._protocols.append(protocol)
+            candidates.append(protocol.local_candidate)
+        return candidates
 
     def _guard_protocol(self, protocol: Any) -> None:
         """Filter datagrams before aioice sees them.
@@ -413,11 +471,18 @@ class EndpointTransport:
             for f in self._dtls.getLocalParameters().fingerprints
             if f.algorithm == "sha-256"
         ]
+        candidates = list(self._candidates)
+        if self.public_address:
+            # behind NAT: the same port on the public address, as a server-reflexive candidate
+            candidates += [dataclasses.replace(
+                c, foundation=f"{c.foundation}1", type="srflx", ip=self.public_address, id=secrets.token_hex(5),
+                priority=aioice.candidate.candidate_priority(c.component, "srflx"), rel_addr=c.ip, rel_port=c.port)
+                for c in self._candidates]
         return IceTransport(
             ufrag=params.usernameFragment or "",
             pwd=params.password or "",
             fingerprints=fingerprints,
-            candidates=list(self._candidates),
+            candidates=candidates,
             rtcp_mux=True,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -122,6 +123,12 @@ class BridgeSection:
     id: str = "jvb1"
     # Address for ICE host candidates (what participants send media to).
     media_address: str = "127.0.0.1"
+    # The address participants reach media_address on when the machine is behind NAT (a cloud
+    # VM's public IP): advertised as a second candidate on the same port. Empty: none.
+    public_address: str = ""
+    # UDP ports for media, one per participant (and per relay); 0: any free port.
+    port_min: int = 10000
+    port_max: int = 20000
     # Base URL participants reach the bridge channel on (ws:// or wss://); empty: the stack's HTTP.
     websocket_base: str = ""
     # Video streams forwarded to each participant (Jitsi's last-N); audio slots likewise.
@@ -291,6 +298,16 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
     for key in ("xmpp_port", "http_port"):
         if not 0 <= getattr(b, key) <= 65535:
             problems.append((f"bridge.{key}", f"{getattr(b, key)} is out of range (allowed: 0..65535)"))
+    for key in ("media_address", "public_address"):
+        value = getattr(b, key)
+        if value or key == "media_address":
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                problems.append((f"bridge.{key}", f"{value!r} is not an IP address"))
+    if (b.port_min == 0) != (b.port_max == 0) or not 0 <= b.port_min <= b.port_max <= 65535:
+        problems.append(("bridge.port_min", f"{b.port_min}..{b.port_max} is not a port range "
+                                            "(1..65535, port_min <= port_max; both 0: any free port)"))
     if b.websocket_base and not re.match(r"wss?://", b.websocket_base):
         problems.append(("bridge.websocket_base", f"{b.websocket_base!r} must start with ws:// or wss://"))
     f = cfg.focus

@@ -74,6 +74,9 @@ async def test_bridge_in_brewery_serves_colibri2_http_and_channel(stack, clients
                                                                     colibri2.Endpoint(id="b", create=True)]))
     by_id = {e.id: e for e in res.endpoints}
     assert by_id["a"].transport.candidates[0].ip == "127.0.0.1"
+    # media ports from the default range (UDP 10000-20000), one per endpoint
+    ports = [by_id[e].transport.candidates[0].port for e in ("a", "b")]
+    assert all(10000 <= p <= 20000 for p in ports) and ports[0] != ports[1]
     assert by_id["a"].transport.fingerprints[0].setup == "actpass"
     assert len([s for s in by_id["a"].sources if s.kind == "video"]) == stack.cfg.bridge.last_n
     assert {s.name for s in res.feedback_sources} == {"jvb-a0", "jvb-v0"}

@@ -305,6 +305,10 @@ def test_private_aiortc_names_exist():
     assert "self.protocol = protocol" in inspect.getsource(aioice.ice.CandidatePair.__init__)
     assert "_protocols" in vars(connection)
     assert isinstance(connection._queue, asyncio.Queue)
+    assert list(inspect.signature(aioice.Connection.get_component_candidates).parameters) == [
+        "self", "component", "addresses", "timeout"]
+    assert "self.get_component_candidates(" in inspect.getsource(aioice.Connection.gather_candidates)
+    assert callable(aioice.ice.StunProtocol) and "local_candidate" in inspect.getsource(aioice.ice.StunProtocol)
     assert "self._rx_srtp = Session(" in inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(aioice.Connection.data_received)
     assert "self.receiver.data_received(" in inspect.getsource(
@@ -349,3 +353,31 @@ async def test_start_fails_on_fingerprint_mismatch():
     finally:
         await pc.close()
         await transport.stop()
+
+
+async def test_media_ports_come_from_the_configured_range():
+    """One port per transport, round-robin in the range, skipping one in use; an exhausted range
+    is a clear error. Behind NAT the public address is advertised too, on the same port."""
+    from bridge.transport import PortRange
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    low = busy.getsockname()[1]  # a port taken by someone else: the first of our range
+    ports = PortRange(low, low + 2)
+    transports = [EndpointTransport("127.0.0.1", lambda d: None, lambda d: None, ports=ports,
+                                    public_address="203.0.113.7") for _ in range(3)]
+    try:
+        for t in transports[:2]:
+            await t.gather()
+        got = [t.local_description().candidates for t in transports[:2]]
+        assert [c[0].port for c in got] == [low + 1, low + 2]
+        for cands in got:
+            host, public = cands
+            assert (host.type, host.ip) == ("host", "127.0.0.1")
+            assert (public.type, public.ip, public.port) == ("srflx", "203.0.113.7", host.port)
+            assert (public.rel_addr, public.rel_port) == ("127.0.0.1", host.port) and public.priority < host.priority
+        with pytest.raises(OSError, match=f"no free UDP port in {low}-{low + 2} on 127.0.0.1"):
+            await transports[2].gather()
+    finally:
+        busy.close()
+        for t in transports:
+            await t.stop()

@@ -216,6 +216,16 @@ MISTAKES = [
         server = "localhost"
      """, 1, "server", ["must be a table [server]"], id="section-not-table"),
     pytest.param("""
+        [bridge]
+        media_address = "127.0.0.1"
+        public_address = "meet.example.org"
+     """, 3, "bridge.public_address", ["'meet.example.org' is not an IP address"], id="public-address"),
+    pytest.param("""
+        [bridge]
+        port_min = 20000
+        port_max = 10000
+     """, 2, "bridge.port_min", ["20000..10000 is not a port range", "port_min <= port_max"], id="media-ports"),
+    pytest.param("""
         [component]
         domain = "conference.localhost"
         secret = "x"
