@@ -21,6 +21,19 @@ LAST_N = 5
 SPEAKERS = (17, 34)  # in the middle of the join order: the bridge has to rank them up
 
 
+async def join_all(people: list[SyntheticParticipant], at_once: int = 10) -> None:
+    """Everyone joins, `at_once` at a time; all must make it."""
+    sem = asyncio.Semaphore(at_once)
+
+    async def join(p: SyntheticParticipant) -> None:
+        async with sem:
+            await p.join(timeout=60)
+
+    results = await asyncio.gather(*(join(p) for p in people), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert not failed, f"{len(failed)} participants did not join: {failed[:3]}"
+
+
 @pytest.mark.timeout(120)
 async def test_fifty_participants_two_speakers_last_n(tmp_path):
     t_start = time.monotonic()
@@ -38,15 +51,7 @@ async def test_fifty_participants_two_speakers_last_n(tmp_path):
                                                audio_ssrc=0x1000 + 2 * i, video_ssrc=0x1001 + 2 * i))
         speakers = {people[i].audio_ssrc for i in SPEAKERS}
         await prepare_room(host, port, "big", cafile=str(stack.cert_path))
-        sem = asyncio.Semaphore(10)
-
-        async def join(p: SyntheticParticipant) -> None:
-            async with sem:
-                await p.join(timeout=60)
-
-        results = await asyncio.gather(*(join(p) for p in people), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        assert not failed, f"{len(failed)} participants did not join: {failed[:3]}"
+        await join_all(people)
         conf = next(iter(stack.bridge.conferences.values()))
         assert len(conf.endpoints) == N
         assert all(ep.transport is not None and ep.transport.state == "connected" for ep in conf.endpoints.values())
@@ -110,15 +115,7 @@ async def test_forty_participants_cascaded_over_two_bridges(tmp_path):
                                    audio_ssrc=0x2000 + 2 * i, video_ssrc=0x2001 + 2 * i) for i in range(n)]
     try:
         await prepare_room(host, port, "two", cafile=str(stack.cert_path))
-        sem = asyncio.Semaphore(10)
-
-        async def join(p: SyntheticParticipant) -> None:
-            async with sem:
-                await p.join(timeout=60)
-
-        results = await asyncio.gather(*(join(p) for p in people), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        assert not failed, f"{len(failed)} participants did not join: {failed[:3]}"
+        await join_all(people)
         conf = stack.focus.conferences["two@conference.localhost"]
         per_bridge: dict[str, int] = {}
         for p in conf.participants.values():
