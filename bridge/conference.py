@@ -57,9 +57,9 @@ class Conference:
         self.layered: dict[int, list[tuple[Callable[[bytes], None], Slot, Callable[[bytes], None]]]] = {}
         self.owner_of: dict[int, Endpoint] = {}  # sender SSRC -> endpoint
         self.relays: dict[str, Relay] = {}  # by the id of the bridge at the other end
-        # local sender SSRC -> the relays' route entries (merged into `routes`)
-        self._order: dict[str, int] = {}
+        self._order: dict[str, int] = {}  # see _rank_order
         self._order_version = -1
+        # local sender SSRC -> the relays' route entries (merged into `routes`)
         self._relay_routes: dict[int, list[tuple[Callable[[bytes], None], PassThrough, Callable[[bytes], None]]]] = {}
         self._last_pli: dict[int, float] = {}
         self.created = time.monotonic()
@@ -78,11 +78,17 @@ class Conference:
         self.speaker.add(ep.id)
 
     def remove(self, ep: Endpoint) -> None:
-        if self.endpoints.get(ep.id) is ep:
-            del self.endpoints[ep.id]
-            self.speaker.remove(ep.id)
-            ep.expired = True
+        if self._drop(ep):
             self.reassign()
+
+    def _drop(self, ep: Endpoint) -> bool:
+        """Take `ep` out of the conference (no reassignment); False if it was not in it."""
+        if self.endpoints.get(ep.id) is not ep:
+            return False
+        del self.endpoints[ep.id]
+        self.speaker.remove(ep.id)
+        ep.expired = True
+        return True
 
     # ---- the hot path ------------------------------------------------------------------------
     def on_rtp(self, sender: Endpoint, data: bytes) -> None:
@@ -94,8 +100,9 @@ class Conference:
             tcc_at = twcc.find_transport_seq(data, sender.tcc_ext)
             if tcc_at >= 0:
                 now = _monotonic()
-                sender.arrivals.add(_U16_unpack_from(data, tcc_at)[0],  # type: ignore[union-attr]
-                                    int((now - EPOCH) * 1e6))
+                arrivals = sender.arrivals
+                if arrivals is not None:  # none for a relayed endpoint
+                    arrivals.add(_U16_unpack_from(data, tcc_at)[0], int((now - EPOCH) * 1e6))
                 tcc = (tcc_at, now, len(data))  # for every receiver's copy (twcc.SendLog.stamp)
         if data[0] & 0x20 and rtp.padding_only(data):
             self.padding_dropped += 1  # a probe of the sender's link (counted above for its feedback)
@@ -158,10 +165,7 @@ class Conference:
         if sender.expired:
             return
         if retry:  # only what has not arrived since
-            cache = sender.video_cache.get(ssrc)
-            if cache is None:
-                return
-            lost = [s for s in lost if (entry := cache[s % CACHE_SIZE]) is None or entry[0] != s]
+            lost = [s for s in lost if sender.cached(ssrc, s) is None]
         transport = sender.feedback_transport
         if not lost or transport is None or transport.state != "connected":
             return
@@ -171,7 +175,7 @@ class Conference:
     def on_rtcp(self, sender: Endpoint, data: bytes) -> None:
         for pt, fmt, off, length in rtp.iter_rtcp(data):
             if pt == 206 and fmt in (1, 4):  # PLI, FIR: the receiver wants a keyframe
-                media = rtp.rtcp_media_ssrc(data, off) if fmt == 1 else self._fir_ssrc(data, off, length)
+                media = self._keyframe_target(data, fmt, off, length)
                 slot = sender.slot_by_out.get(media) if media is not None else None
                 if slot is not None and slot.source is not None:
                     ssrc = self._keyframe_ssrc(slot)
@@ -185,18 +189,16 @@ class Conference:
                 # a simulcast slot resends from its current layer, as it sent it
                 ssrc = slot.layer_ssrc if slot.layers is not None else slot.source
                 owner = self.owner_of.get(ssrc) if ssrc is not None else None
-                cache = owner.video_cache.get(ssrc) if owner is not None and ssrc is not None else None
-                if cache is not None:
+                if owner is not None and ssrc is not None:
                     rewrite = slot.rewrite_layer if slot.layers is not None else slot.rewrite
                     for seq in rtp.parse_nack(data, off, length):
-                        in_seq = slot.source_seq(seq)
-                        entry = cache[in_seq % CACHE_SIZE]
-                        if entry is not None and entry[0] == in_seq:
+                        packet = owner.cached(ssrc, slot.source_seq(seq))
+                        if packet is not None:
                             # a resent packet is a new transport packet: it gets our next number
-                            at = twcc.find_transport_seq(entry[1], sender.tcc_ext) \
+                            at = twcc.find_transport_seq(packet, sender.tcc_ext) \
                                 if sender.tcc_ext is not None else -1
-                            tcc = (at, time.monotonic(), len(entry[1])) if at >= 0 else None
-                            out = rewrite(entry[1], tcc)
+                            tcc = (at, time.monotonic(), len(packet)) if at >= 0 else None
+                            out = rewrite(packet, tcc)
                             if out is not None:
                                 sender.transport.send_rtp(out)
             elif pt == 205 and fmt == 15:  # transport-cc feedback: our estimate of its link
@@ -234,9 +236,7 @@ class Conference:
         for ep_id in list(relay.endpoints):
             ep = self.endpoints.get(ep_id)
             if ep is not None and ep.relay is relay:
-                del self.endpoints[ep_id]
-                self.speaker.remove(ep_id)
-                ep.expired = True
+                self._drop(ep)
         relay.endpoints.clear()
         self.reassign()
 
@@ -259,19 +259,18 @@ class Conference:
         senders' reports, and the list of our video sources it wants."""
         for pt, fmt, off, length in rtp.iter_rtcp(data):
             if pt == 206 and fmt in (1, 4):
-                media = rtp.rtcp_media_ssrc(data, off) if fmt == 1 else self._fir_ssrc(data, off, length)
+                media = self._keyframe_target(data, fmt, off, length)
                 owner = self.owner_of.get(media) if media is not None else None
                 if owner is not None and owner.relay is None and media is not None:
                     self.request_keyframe(media)
             elif pt == 205 and fmt == 1:
                 media = rtp.rtcp_media_ssrc(data, off)
                 owner = self.owner_of.get(media) if media is not None else None
-                cache = owner.video_cache.get(media) if owner is not None and media is not None else None
-                if cache is not None and owner is not None and owner.relay is None:
+                if owner is not None and owner.relay is None and media is not None:
                     for seq in rtp.parse_nack(data, off, length):
-                        entry = cache[seq % CACHE_SIZE]
-                        if entry is not None and entry[0] == seq:
-                            relay.transport.send_rtp(entry[1])
+                        packet = owner.cached(media, seq)
+                        if packet is not None:
+                            relay.transport.send_rtp(packet)
             elif pt == 200:
                 self._forward_sr(data, off, length)
             elif pt == 204:
@@ -318,6 +317,11 @@ class Conference:
                     if owner is not None and owner.relay is relay:
                         wanted.add(slot.source)
         return frozenset(wanted)
+
+    @classmethod
+    def _keyframe_target(cls, data: bytes, fmt: int, off: int, length: int) -> int | None:
+        """The SSRC a PLI (fmt 1, in its header) or FIR (fmt 4, in its FCI) asks a keyframe of."""
+        return rtp.rtcp_media_ssrc(data, off) if fmt == 1 else cls._fir_ssrc(data, off, length)
 
     @staticmethod
     def _fir_ssrc(data: bytes, off: int, length: int) -> int | None:

@@ -179,7 +179,8 @@ class Endpoint:
         self.tcc_out = SendLog(ext_id) if ext_id is not None else None
         self.bwe = Estimator() if ext_id is not None else None
         self.bwe_history.clear()
-        self.arrivals = ArrivalLog() if ext_id is not None else None
+        # what a relayed endpoint sends is acknowledged by its own bridge, not by us
+        self.arrivals = ArrivalLog() if ext_id is not None and self.relay is None else None
         for s in self.audio_slots + self.video_slots:
             s.tcc = self.tcc_out
 
@@ -284,6 +285,12 @@ class Endpoint:
                       for s in slots]
             self.send_channel({"colibriClass": "AudioSourcesMap" if kind == "audio" else "VideoSourcesMap",
                                "mappedSources": mapped})
+
+    def cached(self, ssrc: int, seq: int) -> bytes | None:
+        """A recent packet of one of our video streams, as it arrived; None if it is gone."""
+        cache = self.video_cache.get(ssrc)
+        entry = cache[seq % CACHE_SIZE] if cache is not None else None
+        return entry[1] if entry is not None and entry[0] == seq else None
 
     def bitrate(self, ssrc: int) -> float | None:
         """Measured bits/s of one of our streams, None if not measured yet."""
