@@ -48,8 +48,7 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30)
     await ws.prepare(request)
     sender = _sender(ws)
-    channel_opened(ep, sender)
-    ep.channel_close = ws.close
+    channel_opened(ep, sender, ws.close)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -67,11 +66,11 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def channel_opened(ep: "Endpoint", send: Callable[[str], Any]) -> None:
-    """`send` is now the endpoint's bridge channel (replacing any other): greet it and tell it
-    what was decided before it opened."""
+def channel_opened(ep: "Endpoint", send: Callable[[str], Any], close: Callable[[], Any]) -> None:
+    """`send` is now the endpoint's bridge channel (replacing any other; `close` ends it): greet
+    it and tell it what was decided before it opened."""
     ep.channel_send = send
-    ep.channel_close = None  # the caller sets the new channel's
+    ep.channel_close = close
     ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
     ep.sources_map()
     if ep.sent_ideal_height is not None:
@@ -116,8 +115,7 @@ def data_channel(ep: "Endpoint", channel: Any) -> None:
     channel.on("close", lambda: channel_closed(ep, sender))
     log.debug("endpoint %s opened data channel %r (%s)", ep.id, channel.label, channel.protocol)
     if channel.readyState == "open":
-        channel_opened(ep, sender)
-        ep.channel_close = channel.close
+        channel_opened(ep, sender, channel.close)
 
 
 class _sender:
@@ -161,13 +159,10 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
     if cls == "EndpointMessage":
         to = data.get("to") or ""
         out = dict(data, **{"from": ep.id})
-        for other in list(conf.endpoints.values()):
-            if other is not ep and (not to or other.id == to):
-                if other.relay is None:
-                    other.send_channel(out)
-                elif to:  # someone on another bridge: through the relay that leads there
-                    other.relay.send_message(out)
-        if not to:
+        _deliver(conf, out, to, ep.id)
+        if to and (other := conf.endpoints.get(to)) is not None and other.relay is not None:
+            other.relay.send_message(out)  # someone on another bridge: through the relay that leads there
+        elif not to:
             for relay in list(conf.relays.values()):
                 relay.send_message(out)
     elif cls in ("LastNChangedEvent", "LastN"):
@@ -184,6 +179,14 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
         ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
 
 
+def _deliver(conf: Any, message: dict[str, Any], to: str, sender: str) -> None:
+    """An EndpointMessage to this bridge's own participants: all but the sender, or the one
+    named in `to`."""
+    for ep in list(conf.endpoints.values()):
+        if ep.relay is None and ep.id != sender and (not to or ep.id == to):
+            ep.send_channel(message)
+
+
 def relay_channel(relay: "Relay", channel: Any) -> None:
     """The data channel between two bridges (opened by the ICE-controlling side, arriving on
     the other): EndpointMessages for the participants on the far side go through it."""
@@ -198,9 +201,15 @@ def relay_channel(relay: "Relay", channel: Any) -> None:
             relay.channel_send = None
 
     def on_message(message: str | bytes) -> None:
+        """An EndpointMessage from a participant on the other bridge, for ours. Runs inside
+        aiortc's receive loop: it must not raise."""
         try:
-            if len(message) <= MAX_MESSAGE:
-                relay.message_received(message)
+            data = json.loads(message) if len(message) <= MAX_MESSAGE else None
+        except ValueError:
+            return
+        try:
+            if isinstance(data, dict) and data.get("colibriClass") == "EndpointMessage":
+                _deliver(relay.conference, data, data.get("to") or "", data.get("from") or "")
         except Exception:
             log.exception("relay %s message failed", relay.id)
 

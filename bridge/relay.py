@@ -77,21 +77,6 @@ class Relay:
         if self.channel_send is not None:
             self.channel_send(json.dumps(message))
 
-    def message_received(self, text: str | bytes) -> None:
-        """A message from the other bridge: an EndpointMessage for our participants (all of
-        them, or the one named in "to")."""
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(data, dict) or data.get("colibriClass") != "EndpointMessage":
-            return
-        to = data.get("to") or ""
-        sender = data.get("from")
-        for ep in list(self.conference.endpoints.values()):
-            if ep.relay is None and ep.id != sender and (not to or ep.id == to):
-                ep.send_channel(data)
-
     @property
     def connected(self) -> bool:
         return self.transport is not None and self.transport.state == "connected"
