@@ -160,8 +160,13 @@ class Conference:
             await self._colibri(cb, colibri2.ConferenceModify(meeting_id=self.meeting_id, expire=True), quiet=True)
             cb.created = False
             cb.bridge.conferences = max(0, cb.bridge.conferences - 1)
-        for other in list(self.bridges.values()) if tell_others else ():
-            if other.created:
+        if tell_others:
+            await self._expire_relays_to(cb)
+
+    async def _expire_relays_to(self, cb: ConfBridge) -> None:
+        """The conference's other bridges drop their relay to `cb` (and who was behind it)."""
+        for other in list(self.bridges.values()):
+            if other is not cb and other.created:
                 await self._colibri(other, colibri2.ConferenceModify(
                     meeting_id=self.meeting_id, relays=[colibri2.Relay(id=cb.id, expire=True)]), quiet=True)
 
@@ -228,17 +233,18 @@ class Conference:
 
     def _relayed_endpoints(self, jid: str) -> list[colibri2.Endpoint]:
         """The participants on one bridge as the other bridges learn them over a relay."""
-        return [colibri2.Endpoint(id=p.nick, stats_id=p.stats_id, media=self.media, sources_given=True,
-                                  sources=p.sources, groups=p.groups)
-                for p in self.on_bridge(jid) if p.sources]
+        return [self._relayed(p) for p in self.on_bridge(jid) if p.sources]
+
+    def _relayed(self, p: Participant) -> colibri2.Endpoint:
+        return colibri2.Endpoint(id=p.nick, stats_id=p.stats_id, media=self.media, sources_given=True,
+                                 sources=p.sources, groups=p.groups)
 
     async def _announce(self, p: Participant) -> None:
         """Tell the conference's other bridges p's sources (or, once p has none, to forget it)."""
         home = self.bridges.get(p.bridge)
         if home is None:
             return
-        ep = colibri2.Endpoint(id=p.nick, stats_id=p.stats_id, media=self.media, sources_given=True,
-                               sources=p.sources, groups=p.groups)
+        ep = self._relayed(p)
         for other in list(self.bridges.values()):
             if other is not home and other.created:
                 await self._colibri(other, colibri2.ConferenceModify(meeting_id=self.meeting_id, relays=[
@@ -478,13 +484,8 @@ class Conference:
                 return
             who = [p for p in self.participants.values() if p.bridge == jid]
             for p in who:
-                p.endpoint = False  # nothing to expire there
-            for other in list(self.bridges.values()):
-                if other.created:
-                    await self._colibri(other, colibri2.ConferenceModify(
-                        meeting_id=self.meeting_id, relays=[colibri2.Relay(id=cb.id, expire=True)]), quiet=True)
-            for p in who:
-                p.relayed = False
+                p.endpoint = p.relayed = False  # nothing to expire there; the relays go below
+            await self._expire_relays_to(cb)
             await self._reinvite(who, "bridge moved")
 
     async def _reinvite(self, who: list[Participant], why: str) -> None:
