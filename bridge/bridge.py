@@ -47,7 +47,6 @@ class Bridge:
         self.healthy = True
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self.packet_rate = 0.0
-        self.transport_factory: Callable[..., Any] | None = None  # tests may swap the transport
         self._ports: Any = None  # transport.PortRange, made on first use
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -235,15 +234,12 @@ class Bridge:
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
         ep.make_slots(self.cfg.audio_slots, self.cfg.last_n, self._taken_ssrcs)
-        factory = self.transport_factory
-        if factory is None:
-            from .transport import EndpointTransport
-            factory = EndpointTransport
-        ep.transport = factory(self.cfg.media_address,
-                               on_rtp=lambda data, ep=ep: conf.on_rtp(ep, data),
-                               on_rtcp=lambda data, ep=ep: conf.on_rtcp(ep, data),
-                               certificate=self.certificate(), **self._transport_options())
-        if ep_req.sctp and hasattr(ep.transport, "enable_sctp"):
+        from .transport import EndpointTransport
+        ep.transport = EndpointTransport(self.cfg.media_address,
+                                         on_rtp=lambda data, ep=ep: conf.on_rtp(ep, data),
+                                         on_rtcp=lambda data, ep=ep: conf.on_rtcp(ep, data),
+                                         certificate=self.certificate(), **self._transport_options())
+        if ep_req.sctp:
             from .channel import data_channel  # channel.py imports this module
             from .transport import SCTP_PORT
             ep.sctp_port = SCTP_PORT
