@@ -578,11 +578,10 @@ function layoutGrid() {
     // the pinned tile across the top, everyone else in a filmstrip of small tiles below it
     const strip = n > 1 ? Math.min(160, Math.floor(H / 4)) : 0;
     // as many filmstrip columns as fit across, so the stage spans the whole width
-    const cols = Math.max(1, Math.floor((W + gap) / ((strip * 16) / 9 + gap)) || 1);
+    const cols = Math.max(1, Math.floor((W + gap) / ((strip * 16) / 9 + gap)));
     grid.style.gridTemplateColumns = `repeat(${cols}, ${Math.floor((strip * 16) / 9)}px)`;
     grid.style.gridTemplateRows = `${Math.floor(H - (strip ? strip + gap : 0))}px`;
     grid.style.gridAutoRows = `${strip}px`;
-    grid.style.justifyContent = 'center';
     grid.classList.remove('scrolls'); // the stage stays put; a long filmstrip is cut
   } else if (n && W && H) {
     grid.style.gridTemplateRows = '';
