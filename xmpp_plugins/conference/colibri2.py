@@ -75,8 +75,16 @@ class ConferenceModified:
     relays: list[Relay] = field(default_factory=list)
 
 
-def _bool(el: etree._Element, attr: str) -> bool:
-    return el.get(attr, "false").lower() in ("true", "1")
+def _bool(el: etree._Element, attr: str, default: bool = False) -> bool:
+    return el.get(attr, "true" if default else "false").lower() in ("true", "1")
+
+
+def _parse_transport_of(holder: Endpoint | Relay, tr: etree._Element) -> None:
+    """`<transport ice-controlling=...>` around an ICE-UDP transport, of an endpoint or relay."""
+    holder.ice_controlling = _bool(tr, "ice-controlling", default=True)
+    inner = tr.find(q(ICE_UDP, "transport"))
+    if inner is not None:
+        holder.transport = parse_transport(inner)
 
 
 def _parse_sources(parent: etree._Element, ep: Endpoint) -> None:
@@ -131,11 +139,8 @@ def _parse_endpoint(el: etree._Element) -> Endpoint:
         ep.media.append(media)
     tr = el.find(q(NS, "transport"))
     if tr is not None:
-        ep.ice_controlling = tr.get("ice-controlling", "true").lower() in ("true", "1")
+        _parse_transport_of(ep, tr)
         ep.sctp = tr.find(q(NS, "sctp")) is not None
-        inner = tr.find(q(ICE_UDP, "transport"))
-        if inner is not None:
-            ep.transport = parse_transport(inner)
     _parse_sources(el, ep)
     return ep
 
@@ -147,10 +152,7 @@ def _parse_relay(el: etree._Element) -> Relay:
     relay = Relay(id=relay_id, create=_bool(el, "create"), expire=_bool(el, "expire"))
     tr = el.find(q(NS, "transport"))
     if tr is not None:
-        relay.ice_controlling = tr.get("ice-controlling", "true").lower() in ("true", "1")
-        inner = tr.find(q(ICE_UDP, "transport"))
-        if inner is not None:
-            relay.transport = parse_transport(inner)
+        _parse_transport_of(relay, tr)
     for e in el.iterfind(q(NS, "endpoint")):
         relay.endpoints.append(_parse_endpoint(e))
     return relay
