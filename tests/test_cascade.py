@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
+import calls
+from calls import receives_from
 from conftest import BridgeProcess, make_config, until
 from jitsi_py.participant.client import Participant
-from jitsi_py.participant.media import TestPatternTrack, ToneTrack
 from jitsi_py.stack import Stack
 
 ROOM = "cascade@conference.localhost"
@@ -24,15 +25,7 @@ async def stack(tmp_path):
 
 
 def participant(stack: Stack, nick: str) -> Participant:
-    host, port = stack.server.c2s_address
-    return Participant(host, port, "cascade", cafile=str(stack.cert_path), nick=nick, display_name=nick,
-                       audio=ToneTrack(), video=TestPatternTrack())
-
-
-async def receives_from(p: Participant, *others: Participant) -> None:
-    for o in others:
-        await p.wait_frames(o.nick, "video", 3, timeout=20)
-        await p.wait_frames(o.nick, "audio", 3, timeout=20)
+    return calls.participant(stack, "cascade", nick)
 
 
 def bridge_of(stack: Stack, nick: str) -> str:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from calls import participant, receives_from
 from conftest import BridgeProcess, make_config, until
 from jitsi_py.participant.client import Participant
-from jitsi_py.participant.media import TestPatternTrack, ToneTrack
 from jitsi_py.stack import Stack
 
 
@@ -18,18 +18,6 @@ async def stack(tmp_path):
     await s.start()
     yield s
     await s.stop()
-
-
-def participant(stack: Stack, room: str, nick: str) -> Participant:
-    host, port = stack.server.c2s_address
-    return Participant(host, port, room, cafile=str(stack.cert_path), nick=nick, display_name=nick.title(),
-                       audio=ToneTrack(), video=TestPatternTrack())
-
-
-async def receives_from(p: Participant, *others: Participant) -> None:
-    for o in others:
-        await p.wait_frames(o.nick, "video", 3, timeout=20)
-        await p.wait_frames(o.nick, "audio", 3, timeout=20)
 
 
 async def test_three_participants_see_hear_and_chat(stack):
