@@ -80,6 +80,8 @@ from aiortc.rtcsctptransport import RTCSctpTransport
 
 from xmpp_plugins.conference.model import Candidate, Fingerprint, IceTransport
 
+from .rtp import is_rtcp
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["EndpointTransport", "shared_certificate", "host_addresses_override"]
@@ -421,7 +423,7 @@ class EndpointTransport:
             rx = self._rx_srtp
             if rx is not None and 127 < data[0] < 192:
                 try:
-                    if len(data) > 1 and 191 < data[1] < 224:  # RTCP packet types 192-223 (RFC 5761)
+                    if is_rtcp(data):
                         received(rx.unprotect_rtcp(data), True)
                     else:
                         received(rx.unprotect(data), False)
