@@ -74,11 +74,19 @@ class Bridge:
                 raise StanzaError("item-not-found", f"No conference {req.meeting_id!r} on this bridge")
             if self.draining:
                 raise StanzaError("service-unavailable", "This bridge is draining")
+            if len(self.conferences) >= self.cfg.max_conferences:
+                raise StanzaError("resource-constraint", f"This bridge holds {self.cfg.max_conferences} "
+                                  "conferences already (bridge.max_conferences)")
             conf = Conference(self, req.meeting_id, req.name, requester)
             self.conferences[req.meeting_id] = conf
             log.info("conference %s (%s) created for %s", req.meeting_id, req.name, requester)
         res = colibri2.ConferenceModified(meeting_id=conf.meeting_id, name=conf.name)
         # validate every endpoint before changing anything
+        new = sum(1 for e in req.endpoints if e.create)
+        if new and len(conf.endpoints) + new > self.cfg.max_endpoints_per_conference:
+            raise StanzaError("resource-constraint", f"A conference holds at most "
+                              f"{self.cfg.max_endpoints_per_conference} endpoints on this bridge "
+                              "(bridge.max_endpoints_per_conference)")
         for ep_req in req.endpoints:
             if not ep_req.create and ep_req.id not in conf.endpoints:
                 raise StanzaError("item-not-found", f"No endpoint {ep_req.id!r} in this conference")

@@ -3,6 +3,11 @@
 Jitsi's layout: the bridge joins `jvbbrewery@internal.auth.<domain>` with its load in presence;
 the focus finds it there and sends COLIBRI2 to its occupant JID, which the MUC relays. Nothing
 else is shared between focus and bridge, so either can restart or run elsewhere.
+
+Who may steer the bridge: COLIBRI2 is taken only from a focus account named in
+`[bridge] focus_jids`, either straight from its full JID or through the brewery, where the
+room shows every occupant's real JID (only `auth.<domain>` accounts get in). Anyone else gets
+`forbidden` before the request is even parsed.
 """
 from __future__ import annotations
 
@@ -32,9 +37,13 @@ PRESENCE_INTERVAL = 5.0
 
 class BridgeAgent:
     def __init__(self, bridge: Bridge, jid: str, password: str, brewery: str,
-                 host: str, port: int, cafile: str | None = None, starttls: bool = True) -> None:
+                 host: str, port: int, cafile: str | None = None, starttls: bool = True,
+                 focus_jids: list[str] | None = None) -> None:
         self.bridge = bridge
         self.brewery = brewery
+        domain = slixmpp.JID(jid).domain  # auth.<domain>
+        self.focus_jids = {j.lower() for j in (focus_jids or bridge.cfg.focus_jids or [f"focus@{domain}"])}
+        self._brewery_real: dict[str, str] = {}  # occupant nick -> bare real JID, from presence
         self.host, self.port = host, port
         self.client = slixmpp.ClientXMPP(jid, password)
         c = self.client
@@ -44,6 +53,7 @@ class BridgeAgent:
         c.register_plugin("xep_0199")
         c.add_event_handler("session_start", self._on_session)
         c.add_event_handler("disconnected", self._on_disconnected)
+        c.add_event_handler("groupchat_presence", self._on_brewery_presence)
         c.register_handler(CoroutineCallback(
             "colibri2", MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS), self._on_colibri))
         c.register_handler(CoroutineCallback(
@@ -112,8 +122,32 @@ class BridgeAgent:
             log.warning("bridge %s lost its XMPP connection; reconnecting", self.bridge.id)
             asyncio.get_event_loop().call_later(2.0, lambda: self.client.connect(self.host, self.port))
 
+    def _on_brewery_presence(self, pres: slixmpp.Presence) -> None:
+        if pres["from"].bare != self.brewery:
+            return
+        nick = pres["from"].resource
+        if pres["type"] == "unavailable":
+            self._brewery_real.pop(nick, None)
+        else:
+            real = pres["muc"]["jid"]
+            self._brewery_real[nick] = real.bare.lower() if real else ""
+
+    def trusted(self, sender: slixmpp.JID) -> bool:
+        """A focus we were configured to obey, seen directly or as its brewery occupant."""
+        if sender.bare.lower() in self.focus_jids:
+            return True
+        if sender.bare == self.brewery:
+            return self._brewery_real.get(sender.resource, "") in self.focus_jids
+        return False
+
     # ---- COLIBRI2 ----------------------------------------------------------------------------
     async def _on_colibri(self, iq: slixmpp.Iq) -> None:
+        if iq["type"] in ("result", "error"):
+            return
+        if not self.trusted(iq["from"]):
+            log.warning("COLIBRI2 from %s refused: not a configured focus", iq["from"])
+            self._error(iq, StanzaError("forbidden", "Only the focus may change this bridge's conferences"))
+            return
         if iq["type"] != "set":
             if iq["type"] == "get":
                 self._error(iq, StanzaError("bad-request", "conference-modify is an IQ set"))
@@ -134,6 +168,9 @@ class BridgeAgent:
 
     async def _on_health(self, iq: slixmpp.Iq) -> None:
         if iq["type"] != "get":
+            return
+        if not self.trusted(iq["from"]):
+            self._error(iq, StanzaError("forbidden", "Health checks are for the focus"))
             return
         if self.bridge.healthy:
             iq.reply(clear=True).send()

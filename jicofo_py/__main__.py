@@ -24,7 +24,9 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
                   muc_domain=cfg.muc.domain or None, min_participants=f.min_participants,
                   start_muted=(f.start_audio_muted, f.start_video_muted),
                   max_bridge_participants=f.max_bridge_participants, max_bridge_stress=f.max_bridge_stress,
-                  colibri_timeout=f.colibri_timeout)
+                  colibri_timeout=f.colibri_timeout,
+                  conference_requests_per_minute=f.conference_requests_per_minute,
+                  empty_room_timeout=f.empty_room_timeout, max_waiting_rooms=f.max_waiting_rooms)
     await focus.start()
     print(f"focus: {focus.jid} serving {focus.service}", flush=True)
     try:

@@ -279,10 +279,21 @@ class Conference:
                 await self._drop_bridge(cb)
                 raise
         create_conf = not cb.created
-        res = await self._colibri(cb, colibri2.ConferenceModify(
+        request = colibri2.ConferenceModify(
             meeting_id=self.meeting_id, name=self.room, create=create_conf,
             endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media,
-                                         sctp=self.focus.sctp)]))
+                                         sctp=self.focus.sctp)])
+        try:
+            res = await self._colibri(cb, request)
+        except StanzaError as exc:
+            if exc.condition != "conflict" or create_conf:
+                raise
+            # the bridge still holds an endpoint of that name (whatever we believed): replace it,
+            # so a participant is never stuck without a session
+            log.info("%s: %s still had an endpoint on %s; replacing it", self.room, p.nick, cb.jid)
+            await self._colibri(cb, colibri2.ConferenceModify(
+                meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(id=p.nick, expire=True)]), quiet=True)
+            res = await self._colibri(cb, request)
         assert res is not None
         if create_conf:
             cb.created = True
@@ -530,12 +541,11 @@ class Conference:
                     log.warning("%s: could not link %s and %s again: %s", self.room, a.id, b.id, exc)
         self.focus.spawn(run())
 
-    def endpoint_expired(self, nick: str) -> None:
+    def endpoint_expired(self, nick: str, bridge: str) -> None:
         """The bridge expired a silent endpoint: give that participant a fresh session."""
         p = self.participants.get(nick)
-        if p is None:
+        if p is None or p.bridge != bridge:
             return
-        p.endpoint = False
 
         async def run() -> None:
             async with self._lock:

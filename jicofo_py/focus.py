@@ -6,6 +6,12 @@
 - As the XEP-0114 component `focus.<domain>` it answers the `conference` IQ participants send
   before joining a room; that is what Jitsi clients address, and a component works the same on
   our server, Prosody or ejabberd.
+
+Whom it believes (docs/security.md): conference requests from anyone signed in, at most
+`conference_requests_per_minute` each and `max_waiting_rooms` rooms nobody has joined yet;
+Jingle and mute requests only from occupants of the room concerned (the MUC relays them, so
+the nick is proven); bridge notices (an endpoint or relay gone) only from a bridge in the
+brewery that hosts that conference.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from xmpp_plugins.component_client import ComponentConnection, attach
 from xmpp_plugins.conference import colibri2, focus_iq, jingle
 from xmpp_plugins.conference.slix import configure_tls, reply_error, to_et, to_lxml
 from xmpp_plugins.errors import StanzaError
+from xmpp_plugins.limits import TokenBucket
 from xmpp_plugins.stanza import Stanza, make_error, make_result
 
 from .bridge_selector import BridgeSelector
@@ -41,7 +48,8 @@ class Focus:
                  component_secret: str, *, cafile: str | None = None, starttls: bool = True,
                  muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0,
                  start_muted: tuple[int, int] = (0, 0), max_bridge_participants: int = 0,
-                 max_bridge_stress: float = 0.8) -> None:
+                 max_bridge_stress: float = 0.8, conference_requests_per_minute: int = 30,
+                 empty_room_timeout: float = 30.0, max_waiting_rooms: int = 200) -> None:
         self.domain = domain
         self.jid = f"focus@auth.{domain}"
         self.service = f"focus.{domain}"
@@ -56,6 +64,10 @@ class Focus:
         # when a conference's bridges are all this full, it cascades to one more (conference.py)
         self.max_bridge_participants = max_bridge_participants
         self.max_bridge_stress = max_bridge_stress
+        self.conference_requests_per_minute = conference_requests_per_minute
+        self.empty_room_timeout = empty_room_timeout
+        self.max_waiting_rooms = max_waiting_rooms
+        self._request_buckets: dict[str, TokenBucket] = {}  # requester's bare JID -> its allowance
         # ask bridges for an SCTP data channel per endpoint (the participant's bridge channel;
         # the bridge's colibri-ws stays offered too)
         self.sctp = True
@@ -139,6 +151,7 @@ class Focus:
             try:
                 await asyncio.shield(conf.in_room)
                 log.info("focus rejoined %s", room)
+                self._leave_later(conf)
             except StanzaError as exc:
                 log.info("could not rejoin %s: %s", room, exc)
 
@@ -146,6 +159,9 @@ class Focus:
         while True:
             await asyncio.sleep(10)
             self.selector.expire_silent()
+            idle = [who for who, b in self._request_buckets.items() if b.take(0) and b.tokens >= b.burst]
+            for who in idle:  # full again: the same as a new one
+                del self._request_buckets[who]
 
     # ---- the focus service (component side) ----------------------------------------------------
     def receive(self, stanza: Stanza) -> None:
@@ -155,6 +171,18 @@ class Focus:
         payload = stanza.payload()
         tag = payload.tag if payload is not None else None
         if tag == "{%s}conference" % focus_iq.NS and stanza.type == "set":
+            who = stanza.from_.bare if stanza.from_ is not None else ""
+            bucket = self._request_buckets.get(who)
+            if bucket is None:
+                rate = self.conference_requests_per_minute
+                bucket = self._request_buckets[who] = TokenBucket(rate / 60.0, min(rate, 10))
+            if not bucket.take():
+                log.info("conference requests from %s refused: over %d a minute", who,
+                         self.conference_requests_per_minute)
+                self._reply(make_error(stanza, StanzaError(
+                    "resource-constraint", "Too many conference requests; wait a moment and try again",
+                    type_="wait")))
+                return
             self.spawn(self._conference_iq(stanza, payload))
         elif tag == "{http://jabber.org/protocol/disco#info}query":
             q = etree.Element("{http://jabber.org/protocol/disco#info}query",
@@ -178,9 +206,15 @@ class Focus:
             req = focus_iq.parse_request(payload, self.muc_domain)
             conf = self.conferences.get(req.room)
             if conf is None:
+                waiting = sum(1 for c in self.conferences.values() if not c.participants)
+                if waiting >= self.max_waiting_rooms:
+                    raise StanzaError("resource-constraint", "Too many rooms are waiting for their first "
+                                      "participant; try again in a moment", type_="wait")
                 conf = Conference(self, req.room)
                 self.conferences[req.room] = conf
                 conf.in_room = asyncio.ensure_future(self._join_room(conf))
+                conf.in_room.add_done_callback(
+                    lambda f, conf=conf: f.cancelled() or f.exception() or self._leave_later(conf))
             elif conf.in_room is None or (conf.in_room.done() and conf.room not in self._joined_rooms()):
                 conf.in_room = asyncio.ensure_future(self._join_room(conf))
             # answer "ready" only once the focus is really in the room (not while its join is in
@@ -229,6 +263,13 @@ class Focus:
             if new and not any(r == "moderator" for n, r in conf.roles.items() if n != nick):
                 self.spawn(self._grant_owner(conf, str(JID(str(real)).bare)))
 
+    def _leave_later(self, conf: Conference) -> None:
+        """A room we were asked for: leave it again if nobody comes (a request costs us a room)."""
+        async def run() -> None:
+            await asyncio.sleep(self.empty_room_timeout)
+            await self._maybe_end(conf)
+        self.spawn(run())
+
     async def _maybe_end(self, conf: Conference) -> None:
         """The last participant left: leave the room so it can go away."""
         await asyncio.sleep(0)
@@ -270,22 +311,29 @@ class Focus:
         return colibri2.parse_modified(to_lxml(el))
 
     def _on_bridge_notice(self, iq: slixmpp.Iq) -> None:
-        """A bridge tells us it expired a silent endpoint, or that a relay is down."""
+        """A bridge tells us it expired a silent endpoint, or that a relay is down. Believed only
+        from a bridge in the brewery (its occupant JID: only internal accounts get in there)
+        that hosts the conference named; anyone else could cut participants off with it."""
         if iq["type"] != "set":
             return
-        iq.reply(clear=True).send()
+        sender = str(iq["from"])
         try:
             req = colibri2.parse_modify(to_lxml(iq.xml.find("{%s}conference-modify" % colibri2.NS)))
-        except StanzaError:
+        except StanzaError as exc:
+            reply_error(iq, exc)
             return
-        for conf in self.conferences.values():
-            if conf.meeting_id == req.meeting_id:
-                for ep in req.endpoints:
-                    if ep.expire:
-                        conf.endpoint_expired(ep.id)
-                for relay in req.relays:  # the bridge's resource is its id (see bridge/__main__.py)
-                    if relay.expire:
-                        conf.relay_failed(iq["from"].resource, relay.id)
+        conf = next((c for c in self.conferences.values() if c.meeting_id == req.meeting_id), None)
+        if conf is None or sender not in conf.bridges or sender not in self.selector.bridges:
+            log.warning("bridge notice from %s refused: not a bridge of that conference", sender)
+            reply_error(iq, StanzaError("forbidden", "Only a bridge of this conference may report on it"))
+            return
+        iq.reply(clear=True).send()
+        for ep in req.endpoints:
+            if ep.expire:
+                conf.endpoint_expired(ep.id, sender)
+        for relay in req.relays:  # the bridge's resource is its id (see bridge/__main__.py)
+            if relay.expire:
+                conf.relay_failed(iq["from"].resource, relay.id)
 
     async def _grant_owner(self, conf: Conference, bare: str) -> None:
         """Jicofo's auto-owner: the first participant runs the meeting (mute, lobby, password)."""

@@ -136,6 +136,11 @@ class BridgeSection:
     audio_slots: int = 5
     # Seconds without media or ICE consent before an endpoint is expired.
     endpoint_timeout: float = 30.0
+    # Who may send this bridge COLIBRI2 (bare JIDs of focus accounts); empty: focus@auth.<domain>.
+    focus_jids: list[str] = field(default_factory=list)
+    # Bounds on what one focus request can make this bridge hold.
+    max_conferences: int = 1000
+    max_endpoints_per_conference: int = 500
     # Where a separately run bridge (`python -m bridge`) logs in: c2s address and account.
     xmpp_host: str = "127.0.0.1"
     xmpp_port: int = 5222
@@ -160,6 +165,12 @@ class FocusSection:
     # limit), or report at least this stress level, continues on one more bridge.
     max_bridge_participants: int = 0
     max_bridge_stress: float = 0.8
+    # Conference requests one client may make per minute (a flood of rooms is refused).
+    conference_requests_per_minute: int = 30
+    # Seconds the focus stays in a room nobody has joined (or everybody left) before leaving it.
+    empty_room_timeout: float = 30.0
+    # Most rooms the focus holds open at once for requests nobody has joined yet.
+    max_waiting_rooms: int = 200
     # For a separately run focus (`python -m jicofo_py`): c2s address and account
     # (focus@auth.<domain>), and the component port and secret for focus.<domain>.
     xmpp_host: str = "127.0.0.1"
@@ -295,6 +306,12 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         problems.append(("bridge.last_n" if b.last_n < 0 else "bridge.audio_slots", "must not be negative"))
     if b.endpoint_timeout <= 0:
         problems.append(("bridge.endpoint_timeout", "must be more than 0 seconds"))
+    for key in ("max_conferences", "max_endpoints_per_conference"):
+        if getattr(b, key) < 1:
+            problems.append((f"bridge.{key}", f"{getattr(b, key)} is too low (allowed: 1 or more)"))
+    for i, jid in enumerate(b.focus_jids):
+        if "@" not in jid or "/" in jid:
+            problems.append((f"bridge.focus_jids[{i}]", f"{jid!r} is not a bare JID (user@domain)"))
     for key in ("xmpp_port", "http_port"):
         if not 0 <= getattr(b, key) <= 65535:
             problems.append((f"bridge.{key}", f"{getattr(b, key)} is out of range (allowed: 0..65535)"))
@@ -317,6 +334,12 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
         problems.append(("focus.colibri_timeout", "must be more than 0 seconds"))
     if f.max_bridge_participants < 0:
         problems.append(("focus.max_bridge_participants", "must be 0 (no limit) or more"))
+    if f.conference_requests_per_minute < 1:
+        problems.append(("focus.conference_requests_per_minute", "must be 1 or more"))
+    if f.empty_room_timeout <= 0:
+        problems.append(("focus.empty_room_timeout", "must be more than 0 seconds"))
+    if f.max_waiting_rooms < 1:
+        problems.append(("focus.max_waiting_rooms", "must be 1 or more"))
     if not 0 < f.max_bridge_stress:
         problems.append(("focus.max_bridge_stress", "must be more than 0 (1.0: a bridge's full capacity)"))
     for key in ("xmpp_port", "component_port"):

@@ -105,7 +105,9 @@ class Stack:
                            start_muted=(cfg.focus.start_audio_muted, cfg.focus.start_video_muted),
                            max_bridge_participants=cfg.focus.max_bridge_participants,
                            max_bridge_stress=cfg.focus.max_bridge_stress,
-                           colibri_timeout=cfg.focus.colibri_timeout)
+                           colibri_timeout=cfg.focus.colibri_timeout,
+                           conference_requests_per_minute=cfg.focus.conference_requests_per_minute,
+                           empty_room_timeout=cfg.focus.empty_room_timeout, max_waiting_rooms=cfg.focus.max_waiting_rooms)
         await self.focus.start()
 
     async def _start_bridge_agent(self) -> None:

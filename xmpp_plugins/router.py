@@ -1,6 +1,8 @@
 """Stanza routing (RFC 6120 section 10, RFC 6121 essentials), the server's hot path.
 
-Who gets a stanza is decided from its parsed `to` alone: a domain served by a plugin or a
+Who gets a stanza is decided from its parsed `to` alone (after one trust check: clients that
+are not themselves internal accounts never reach `auth.<domain>`, where the focus and the
+bridges sign in; see docs/security.md): a domain served by a plugin or a
 component, one of our hosts (the host itself, an account's bare JID, or one resource), or
 somewhere we cannot reach. Every undeliverable IQ or message is answered with an error, so a
 client never waits on a stanza that went nowhere.
@@ -124,6 +126,12 @@ class Router:
                 return
             to = JID(origin.jid.bare)  # type: ignore[union-attr]
             stanza.to = to
+        if origin is not None and to.domain in self.server.internal_hosts \
+                and origin.jid.domain not in self.server.internal_hosts:  # type: ignore[union-attr]
+            # the focus and the bridges take orders only from each other: a client reaches them
+            # only through the services that check who it is (focus.<domain>, the rooms)
+            self.bounce(stanza, StanzaError("service-unavailable", "Internal accounts take no stanzas from clients"))
+            return
         if origin is not None and stanza.name == "presence":
             self._track_directed(stanza, origin)
         handler = self.domains.get(to.domain)

@@ -49,6 +49,8 @@ class Server:
         self.hosts = {self.domain, self.auth_domain, self.guest_domain}
         self.account_hosts = {self.domain, self.auth_domain}
         self.unlimited_hosts = {self.auth_domain}
+        # internal accounts (focus, bridges): clients of other hosts cannot address them (router.py)
+        self.internal_hosts = {self.auth_domain}
         self.router = Router(self)
         self.connections = ConnectionLimiter(cfg.limits.max_connections, cfg.limits.connections_per_ip)
         self.auth_failures = RateCounter(cfg.limits.auth_failures_per_minute)
