@@ -1,0 +1,268 @@
+"""Hostile guests against the all-in-one stack while two honest participants are in a call.
+
+Each test is one attack from issue 13, run by a client that signed in anonymously (what anyone
+on the internet gets). It asserts that the attack is refused with a clear error AND that the
+honest participants go on decoding each other's audio and video, during and after it.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+import slixmpp
+from lxml import etree
+from slixmpp import JID
+from slixmpp.exceptions import IqError, IqTimeout
+
+from calls import participant, receives_from
+from conftest import make_config
+from jitsi_py.participant.client import Participant
+from jitsi_py.stack import Stack
+from xmpp_plugins.conference import colibri2, focus_iq
+
+ROOM = "victims"
+ROOM_JID = f"{ROOM}@conference.localhost"
+BREWERY = "jvbbrewery@internal.auth.localhost"
+
+
+@pytest.fixture
+async def call(tmp_path):
+    """A stack and two honest participants who see and hear each other."""
+    stack = Stack(make_config(server__data_dir=str(tmp_path / "data"), bridge__last_n=4, bridge__audio_slots=3,
+                              focus__empty_room_timeout=1.0, focus__max_waiting_rooms=20))
+    await stack.start()
+    a, b = participant(stack, ROOM, "alice001"), participant(stack, ROOM, "bob00002")
+    try:
+        await asyncio.gather(a.join(), b.join())
+        await receives_from(a, b)
+        await receives_from(b, a)
+        yield stack, a, b
+    finally:
+        for p in (a, b):
+            await p.leave()
+        await stack.stop()
+
+
+class Guest:
+    """An anonymous client that sends whatever it likes."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        c = self.client = slixmpp.ClientXMPP("localhost", "", sasl_mech="ANONYMOUS")
+        c.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
+        c.enable_direct_tls = False
+        for plugin in ("xep_0030", "xep_0045"):
+            c.register_plugin(plugin)
+
+    async def connect(self) -> "Guest":
+        started = asyncio.get_running_loop().create_future()
+        self.client.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        self.client.connect(*self.stack.server.c2s_address)
+        await asyncio.wait_for(started, 10)
+        return self
+
+    async def close(self) -> None:
+        if self.client.transport is not None:
+            try:
+                await asyncio.wait_for(self.client.disconnect(wait=0), 2)
+            except Exception:
+                self.client.abort()
+
+    async def iq(self, to: str, payload: etree._Element | str, type_: str = "set") -> IqError:
+        """Send an IQ that must be refused; the error it got."""
+        iq = self.client.make_iq(ito=to, itype=type_)
+        iq.xml.append(ET.fromstring(payload if isinstance(payload, str) else etree.tostring(payload)))
+        with pytest.raises(IqError) as exc:
+            await iq.send(timeout=10)
+        return exc.value
+
+    async def join(self, room: str, nick: str) -> None:
+        await self.client.plugin["xep_0045"].join_muc_wait(JID(room), nick, timeout=10, maxstanzas=0)
+
+
+@pytest.fixture
+async def guest(call):
+    g = await Guest(call[0]).connect()
+    yield g
+    await g.close()
+
+
+def meeting_id(stack: Stack) -> str:
+    """The victims' meeting id: the attacker is assumed to know it (it used to be public)."""
+    return stack.focus.conferences[ROOM_JID].meeting_id
+
+
+def modify(req: colibri2.ConferenceModify) -> etree._Element:
+    return colibri2.modify_element(req)
+
+
+async def media_keeps_flowing(a: Participant, b: Participant) -> None:
+    await receives_from(a, b)
+    await receives_from(b, a)
+
+
+def endpoints_on_bridge(stack: Stack) -> set[str]:
+    conf = next(c for c in stack.bridge.conferences.values() if c.name == ROOM_JID)
+    return set(conf.endpoints)
+
+
+# ---- 2: COLIBRI2 straight to the bridge ----------------------------------------------------------
+
+async def test_guest_cannot_allocate_or_expire_endpoints_on_the_bridge(call, guest):
+    stack, a, b = call
+    mid = meeting_id(stack)
+    before = endpoints_on_bridge(stack)
+    bridge_jid = f"jvb@auth.localhost/{stack.bridge.id}"
+    spy = modify(colibri2.ConferenceModify(meeting_id=mid, endpoints=[
+        colibri2.Endpoint(id="eavesdropper", create=True, media=stack.focus.conferences[ROOM_JID].media)]))
+    cut = modify(colibri2.ConferenceModify(meeting_id=mid, endpoints=[colibri2.Endpoint(id=a.nick, expire=True)]))
+    kill = modify(colibri2.ConferenceModify(meeting_id=mid, expire=True))
+
+    async def attack() -> list[IqError]:
+        return [await guest.iq(bridge_jid, el) for el in (spy, cut, kill)]
+    errors, _ = await asyncio.gather(attack(), media_keeps_flowing(a, b))
+    for err in errors:
+        assert err.condition == "service-unavailable", err
+        assert "Internal accounts" in (err.text or "")
+    # the bridge's account by its bare JID and the server's auth host are closed too
+    err = await guest.iq("jvb@auth.localhost", spy)
+    assert err.condition == "service-unavailable"
+    assert endpoints_on_bridge(stack) == before
+    await media_keeps_flowing(a, b)
+
+
+async def test_guest_cannot_enter_the_brewery(call, guest):
+    stack, a, b = call
+    with pytest.raises(Exception) as exc:
+        await guest.join(BREWERY, "focus")
+    assert "forbidden" in str(exc.value) or "not-allowed" in str(exc.value) or "registration" in str(exc.value)
+    # nor reach the bridge through the brewery's occupant address
+    err = await guest.iq(f"{BREWERY}/{stack.bridge.id}", modify(colibri2.ConferenceModify(
+        meeting_id=meeting_id(stack), endpoints=[colibri2.Endpoint(id="eavesdropper", create=True)])))
+    assert err.condition in ("forbidden", "not-acceptable", "not-allowed"), err
+    await media_keeps_flowing(a, b)
+
+
+async def test_bridge_refuses_colibri2_from_an_internal_account_that_is_not_the_focus(call, tmp_path):
+    """Even inside auth.<domain>, only the configured focus steers a bridge: a second bridge's
+    account (a compromised bridge, say) is refused."""
+    stack, a, b = call
+    stack.users.add("jvb2", "auth.localhost", "pw-of-jvb2")
+    other = slixmpp.ClientXMPP("jvb2@auth.localhost/jvb2", "pw-of-jvb2")
+    other.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
+    other.enable_direct_tls = False
+    other.register_plugin("xep_0045")
+    started = asyncio.get_running_loop().create_future()
+    other.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    other.connect(*stack.server.c2s_address)
+    try:
+        await asyncio.wait_for(started, 10)
+        await other.plugin["xep_0045"].join_muc_wait(JID(BREWERY), "jvb2", timeout=10, maxstanzas=0)
+        for to in (f"{BREWERY}/{stack.bridge.id}", f"jvb@auth.localhost/{stack.bridge.id}"):
+            iq = other.make_iq_set(ito=to)
+            iq.xml.append(ET.fromstring(etree.tostring(modify(colibri2.ConferenceModify(
+                meeting_id=meeting_id(stack), endpoints=[colibri2.Endpoint(id=a.nick, expire=True)])))))
+            with pytest.raises(IqError) as exc:
+                await iq.send(timeout=10)
+            assert exc.value.condition == "forbidden", exc.value
+            assert "Only the focus" in (exc.value.text or "")
+    finally:
+        other.abort()
+    assert a.nick in endpoints_on_bridge(stack)
+    await media_keeps_flowing(a, b)
+
+
+# ---- 3: forged bridge notices to the focus --------------------------------------------------------
+
+async def test_forged_bridge_notices_do_not_end_sessions(call, guest):
+    stack, a, b = call
+    mid = meeting_id(stack)
+    sessions = (a.sessions, b.sessions)
+    expire_a = modify(colibri2.ConferenceModify(meeting_id=mid, name=ROOM_JID,
+                                                endpoints=[colibri2.Endpoint(id=a.nick, expire=True)]))
+    expire_relay = modify(colibri2.ConferenceModify(meeting_id=mid, relays=[colibri2.Relay(id="jvb1", expire=True)]))
+    # straight to the focus account: the router does not deliver it
+    for el in (expire_a, expire_relay):
+        err = await guest.iq("focus@auth.localhost/focus", el)
+        assert err.condition == "service-unavailable"
+    # through the room (the MUC relays an occupant's IQ to the focus): the focus refuses it
+    await guest.join(ROOM_JID, "mallory1")
+    for el in (expire_a, expire_relay):
+        err = await guest.iq(f"{ROOM_JID}/focus", el)
+        assert err.condition == "forbidden", err
+        assert "Only a bridge" in (err.text or "")
+    await media_keeps_flowing(a, b)
+    assert (a.sessions, b.sessions) == sessions  # nobody was re-invited
+
+
+async def test_focus_replaces_an_endpoint_it_believed_gone(call):
+    """Whatever made the focus think an endpoint was gone, the participant gets a fresh session
+    (the bridge still holding the endpoint was a `conflict` dead end)."""
+    stack, a, b = call
+    conf = stack.focus.conferences[ROOM_JID]
+    p = conf.participants[a.nick]
+    p.endpoint = False  # the focus's belief, against the bridge's state
+    conf.endpoint_expired(a.nick, p.bridge)
+    await a.wait_session(count=2, timeout=15)
+    await media_keeps_flowing(a, b)
+
+
+# ---- 5: the focus does not open rooms by the hundred --------------------------------------------
+
+async def test_conference_request_flood_is_refused_and_rooms_are_left(call, guest):
+    stack, a, b = call
+
+    async def flood() -> list[str]:
+        outcomes = []
+        for i in range(60):
+            iq = guest.client.make_iq_set(ito="focus.localhost")
+            iq.xml.append(ET.fromstring(etree.tostring(focus_iq.request_element(
+                focus_iq.ConferenceRequest(f"flood{i}@conference.localhost")))))
+            try:
+                await iq.send(timeout=10)
+                outcomes.append("ready")
+            except IqError as exc:
+                outcomes.append(exc.condition)
+                assert exc.condition == "resource-constraint", exc
+                assert "Too many" in (exc.iq["error"]["text"] or "")
+            except IqTimeout:
+                outcomes.append("timeout")
+        return outcomes
+    outcomes, _ = await asyncio.gather(flood(), media_keeps_flowing(a, b))
+    assert "timeout" not in outcomes
+    assert outcomes.count("ready") <= 10 and outcomes.count("resource-constraint") >= 50
+    # the rooms nobody joined are left again (empty_room_timeout is 1 s here)
+    async def rooms_left() -> None:
+        while any(r.startswith("flood") for r in stack.focus.conferences):
+            await asyncio.sleep(0.1)
+    await asyncio.wait_for(rooms_left(), 10)
+    assert ROOM_JID in stack.focus.conferences
+    await media_keeps_flowing(a, b)
+
+
+async def test_waiting_rooms_are_bounded_across_clients(call):
+    """Many guests, each under its own request rate, still cannot make the focus hold more than
+    max_waiting_rooms empty rooms (20 in this test's config)."""
+    stack, a, b = call
+    guests = [await Guest(stack).connect() for _ in range(5)]
+    try:
+        async def ask(g: Guest, i: int) -> str:
+            iq = g.client.make_iq_set(ito="focus.localhost")
+            iq.xml.append(ET.fromstring(etree.tostring(focus_iq.request_element(
+                focus_iq.ConferenceRequest(f"w{id(g) % 9973}x{i}@conference.localhost")))))
+            try:
+                await iq.send(timeout=10)
+                return "ready"
+            except IqError as exc:
+                return exc.condition
+        results = await asyncio.gather(*(ask(g, i) for g in guests for i in range(8)))
+        waiting = [c for c in stack.focus.conferences.values() if not c.participants]
+        assert len(waiting) <= 20
+        assert results.count("resource-constraint") >= len(results) - 20
+    finally:
+        for g in guests:
+            await g.close()
+    await media_keeps_flowing(a, b)
