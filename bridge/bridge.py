@@ -134,6 +134,8 @@ class Bridge:
         mine = {s.ssrc for s in ep_req.sources}
         if len(mine) != len(ep_req.sources):
             raise StanzaError("bad-request", "The same SSRC is listed twice")
+        if mine & self._taken_ssrcs:
+            raise StanzaError("conflict", "SSRC already used by this bridge")
         for other in conf.endpoints.values():
             if other.id != ep_req.id and mine & set(other.sources):
                 raise StanzaError("conflict", f"SSRC already used by endpoint {other.id}")

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Most sources (SSRCs) one participant may announce: a browser sends a few (audio, 3 simulcast
+# layers and their RTX, a screen share); thousands would only make everyone's offers grow.
+MAX_SOURCES = 64
+
 # Jicofo's idea: the larger the conference, the longer source changes are collected before
 # they go out (participants at least, seconds)
 SOURCE_SIGNALING_DELAYS = ((100, 1.0), (50, 0.5), (20, 0.25))
@@ -367,6 +371,10 @@ class Conference:
                 raise StanzaError("unexpected-request", "This session was accepted already")
             if not any(c.transport is not None for c in ja.contents):
                 raise StanzaError("bad-request", "session-accept without a transport")
+        announced = sum(len(c.sources) for c in ja.contents)
+        if ja.action in ("session-accept", "source-add", "addsource") and \
+                announced + (len(p.sources) if ja.action != "session-accept" else 0) > MAX_SOURCES:
+            raise StanzaError("resource-constraint", f"At most {MAX_SOURCES} sources per participant")
         if ja.action not in ("session-accept", "transport-info", "source-add", "addsource", "source-remove",
                              "removesource", "session-terminate", "session-info", "transport-accept",
                              "transport-reject"):
@@ -404,15 +412,25 @@ class Conference:
             s.owner = p.nick
         if add:
             known = {s.ssrc for s in p.sources}
-            p.sources = p.sources + [s for s in changed if s.ssrc not in known]
-            p.groups = p.groups + groups
+            changed = [s for s in changed if s.ssrc not in known]
+            sources, new_groups = p.sources + changed, p.groups + groups
         else:
-            gone = {s.ssrc for s in changed}
-            p.sources = [s for s in p.sources if s.ssrc not in gone]
-            p.groups = [g for g in p.groups if not set(g.ssrcs) & gone]
-        await self._colibri(self.bridges.get(p.bridge), colibri2.ConferenceModify(
-            meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
-                id=p.nick, sources_given=True, sources=p.sources, groups=p.groups)]), quiet=True)
+            gone = {s.ssrc for s in changed} & {s.ssrc for s in p.sources}  # only its own
+            changed = [s for s in changed if s.ssrc in gone]
+            sources = [s for s in p.sources if s.ssrc not in gone]
+            new_groups = [g for g in p.groups if not set(g.ssrcs) & gone]
+        if not changed:
+            return
+        try:
+            # the bridge checks the SSRCs are nobody else's: only then does anyone hear of them
+            # (a participant claiming another's SSRC would otherwise relabel their stream)
+            await self._colibri(self.bridges.get(p.bridge), colibri2.ConferenceModify(
+                meeting_id=self.meeting_id, endpoints=[colibri2.Endpoint(
+                    id=p.nick, sources_given=True, sources=sources, groups=new_groups)]))
+        except (StanzaError, asyncio.TimeoutError) as exc:
+            log.info("%s: %s's %s refused by the bridge: %s", self.room, p.nick, ja.action, exc)
+            return
+        p.sources, p.groups = sources, new_groups
         if len(self.bridges) > 1:
             await self._announce(p)
         self._broadcast_sources("source-add" if add else "source-remove", p.nick, changed, groups)
