@@ -5,6 +5,9 @@
 Prints one line `READY <host> <port> <loop>` on stdout once it listens, then serves until
 SIGTERM/SIGINT, when it stops the server cleanly and exits. Loopback only.
 
+The MUC lets anyone create rooms (`muc.create_rooms = "anyone"`, not the default "admins"):
+the load client creates its room itself, as it does on Prosody, with no focus running.
+
 Per-address limits (anonymous sign-ins per minute, connections per address) are lifted: a load
 test opens hundreds of anonymous sessions from 127.0.0.1, and the Prosody it is compared with
 runs without mod_limits. Logging is at WARNING, as the Prosody side logs warnings only.
@@ -30,6 +33,7 @@ def build_config(host: str, port: int) -> Config:
     cfg.c2s.port = port
     cfg.components.enabled = False
     cfg.http.enabled = False
+    cfg.muc.create_rooms = "anyone"  # no focus here: client 0 creates the room
     cfg.limits.anonymous_sessions_per_minute = 0
     cfg.limits.connections_per_ip = 1_000_000
     cfg.limits.max_connections = 1_000_000

@@ -43,7 +43,7 @@ the same way for both servers.
 
 Servers:
   ours     bench/_our_server.py (its config leaves the MUC plugin enabled on conference.localhost,
-           default settings: anyone may create rooms, no occupant limit, history of 20).
+           default settings except that anyone may create rooms; no occupant limit, history of 20).
   prosody  /usr/bin/prosody with the loopback-only throw-away config of bench/_xmpp_load.py plus a
            `Component "conference.localhost" "muc"` (see PROSODY_MUC below). Prosody 0.12's mod_muc
            has no occupant limit of its own (that is the separate mod_muc_max_occupants, not loaded).

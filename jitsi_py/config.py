@@ -98,11 +98,14 @@ class MucSection:
     enabled: bool = True
     # Empty: conference.<server.domain>. Lobby rooms live at lobby.<server.domain>.
     domain: str = ""
-    # Who may create a room: "anyone", "authenticated" (guests may still join existing rooms),
-    # or "admins" (only the JIDs in `admins`, e.g. the focus).
-    create_rooms: str = "anyone"
+    # Who may create a room: "admins" (only the JIDs in `admins`: the focus, which a guest asks
+    # with the conference IQ), "authenticated" (also signed-in users; guests may still join
+    # existing rooms) or "anyone" (a plain XEP-0045 service, no focus needed).
+    create_rooms: str = "admins"
     # Bare JIDs that own every room (the focus). Empty: focus@auth.<server.domain>.
     admins: list[str] = field(default_factory=list)
+    # Nicks only the JIDs in `admins` may take in a room (case-insensitive): the focus's own.
+    reserved_nicks: list[str] = field(default_factory=lambda: ["focus"])
     # Messages a new occupant gets as discussion history (0 = none).
     history_size: int = 20
     # Default maximum occupants of a new room (0 = unlimited).
@@ -384,6 +387,9 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
     for i, jid in enumerate(cfg.muc.admins):
         if "@" not in jid or "/" in jid:
             problems.append((f"muc.admins[{i}]", f"{jid!r} is not a bare JID (user@domain)"))
+    for i, nick in enumerate(cfg.muc.reserved_nicks):
+        if not nick.strip() or len(nick) > 1023:
+            problems.append((f"muc.reserved_nicks[{i}]", f"{nick!r} is not a nick (1-1023 characters, not only spaces)"))
     for extra in _extra_checks:
         extra(cfg, base, problems)
 

@@ -230,6 +230,11 @@ MISTAKES = [
         domain = "conference.localhost"
         secret = "x"
      """, 1, "component", ["must be an array of tables [[component]]"], id="component-single-brackets"),
+    pytest.param("""
+        [muc]
+        create_rooms = "admins"
+        reserved_nicks = ["focus", "  "]
+     """, 3, "muc.reserved_nicks[1]", ["is not a nick"], id="reserved-nick-blank"),
 ]
 
 

@@ -62,10 +62,8 @@ def item(pres) -> dict[str, str]:
     return dict(el.attrib) if el is not None else {}
 
 
-@pytest.fixture
-async def muc(xmpp_server, clients):
-    """A server with the MUC; `user()` connects a guest, `focus()` the service admin."""
-    srv = await xmpp_server()
+async def muc_env(xmpp_server, clients, **overrides):
+    srv = await xmpp_server(**overrides)
     srv.users.add("focus", "auth.localhost", "focuspw")
     for name in ("alice", "bob", "carol"):
         srv.users.add(name, "localhost", "pw")
@@ -82,6 +80,19 @@ async def muc(xmpp_server, clients):
             return await clients.connect(srv, "focus@auth.localhost/focus", "focuspw", plugins=MUC_PLUGINS)
 
     return Env()
+
+
+@pytest.fixture
+async def muc(xmpp_server, clients):
+    """A plain XEP-0045 service (anyone creates rooms), for the generic room rules; `user()`
+    connects a guest, `focus()` the service admin."""
+    return await muc_env(xmpp_server, clients, muc__create_rooms="anyone")
+
+
+@pytest.fixture
+async def conf_muc(xmpp_server, clients):
+    """The MUC as configured by default: conference rooms belong to the focus."""
+    return await muc_env(xmpp_server, clients)
 
 
 async def join(client, room: str, nick: str, **kw):
@@ -470,3 +481,73 @@ async def test_brewery_is_only_for_internal_accounts(muc):
     with pytest.raises(PresenceError) as exc:
         await guest.plugin["xep_0045"].join_muc_wait(JID("jvbbrewery@internal.auth.localhost"), "intruder", timeout=5)
     assert exc.value.condition == "forbidden"
+
+
+# ---- conference rooms belong to the focus (issue 13) ------------------------------------------
+
+async def test_only_the_focus_creates_rooms_by_default(conf_muc):
+    guest, alice = await conf_muc.user(), await conf_muc.user("alice")
+    rooms = conf_muc.server.plugins[-1].service.rooms
+    for client in (guest, alice):  # a registered user is no different: only the focus creates
+        with pytest.raises(PresenceError) as exc:
+            await join(client, "first", "focus")
+        assert exc.value.condition == "item-not-found"
+        assert "ask focus.localhost for this room first (the conference IQ)" in exc.value.text
+    assert "first" not in rooms
+    focus = await conf_muc.focus()
+    pres, *_ = await join(focus, "first", "focus")
+    assert {110, 201, 100} <= codes(pres)
+    pres, *_ = await join(guest, "first", "g")  # guests join the room the focus made
+    assert item(pres)["role"] == "participant" and item(pres)["affiliation"] == "none"
+    assert set(rooms["first"].occupants) == {"focus", "g"}
+
+
+async def test_nick_focus_is_reserved_for_the_focus(conf_muc):
+    focus, guest, other = await conf_muc.focus(), await conf_muc.user(), await conf_muc.user("alice")
+    room = JID(f"r@{ROOMS}")
+    await join(focus, "r", "focus")
+    await join(guest, "r", "g")
+    service_room = conf_muc.server.plugins[-1].service.rooms["r"]
+    # the focus leaves: its nick is free, yet nobody else may take it, in any spelling
+    guest_sees = Waiter(guest, "groupchat_presence", room.bare)
+    focus.plugin["xep_0045"].leave_muc(room, "focus")
+    await guest_sees.next(lambda p: p["from"].resource == "focus" and p["type"] == "unavailable")
+    for nick in ("focus", "Focus", "FOCUS ", "\uff46\uff4f\uff43\uff55\uff53"):  # the last: fullwidth
+        with pytest.raises(PresenceError) as exc:
+            await join(other, "r", nick)
+        assert exc.value.condition == "conflict", nick
+        assert "reserved" in exc.value.text
+    # nor may an occupant change its nick to it
+    errs = presence_errors(guest)
+    guest.send_presence(pto=f"{room.bare}/Focus")
+    err = await errs.next()
+    assert err["error"]["condition"] == "conflict" and "reserved" in err["error"]["text"]
+    assert set(service_room.occupants) == {"g"}
+    # the focus itself takes it back
+    pres, *_ = await join(focus, "r", "focus")
+    assert item(pres)["affiliation"] == "owner" and item(pres)["jid"] == focus.boundjid.full
+    assert set(service_room.occupants) == {"focus", "g"}
+
+
+async def test_reserved_nick_also_when_anyone_creates_rooms(muc):
+    alice = await muc.user("alice")
+    with pytest.raises(PresenceError) as exc:
+        await join(alice, "early", "focus")  # coming first under the focus's nick: refused
+    assert exc.value.condition == "conflict"
+    assert "early" not in muc.server.plugins[-1].service.rooms
+
+
+async def test_meeting_id_only_for_occupants_and_the_focus(conf_muc):
+    focus, guest, outsider = await conf_muc.focus(), await conf_muc.user(), await conf_muc.user()
+    await join(focus, "m", "focus")
+    await join(guest, "m", "g")
+    meeting_id = conf_muc.server.plugins[-1].service.rooms["m"].meeting_id
+
+    async def form(client) -> dict:
+        info = await client.plugin["xep_0030"].get_info(jid=f"m@{ROOMS}", timeout=5)
+        return info["disco_info"]["form"]["values"]
+    seen_outside = await form(outsider)
+    assert "muc#roominfo_meetingId" not in seen_outside
+    assert seen_outside["muc#roominfo_occupants"] == "2"  # the rest of the room info stays public
+    assert (await form(guest))["muc#roominfo_meetingId"] == meeting_id
+    assert (await form(focus))["muc#roominfo_meetingId"] == meeting_id

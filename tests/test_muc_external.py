@@ -16,7 +16,9 @@ SECRET = "muc-secret"
 
 
 def component_cfg(port: int):
-    cfg = make_config(muc__server_port=port, muc__secret=SECRET)
+    """Plain XEP-0045 rooms that any client creates: these tests are about the component link,
+    with no focus around (by default only the focus creates rooms)."""
+    cfg = make_config(muc__server_port=port, muc__secret=SECRET, muc__create_rooms="anyone")
     return cfg
 
 

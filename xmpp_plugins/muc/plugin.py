@@ -16,6 +16,8 @@ def muc_settings(cfg) -> dict:
         create_rooms=muc.create_rooms, history_size=muc.history_size,
         max_occupants=muc.max_occupants,
         lobby_domain=f"lobby.{domain}" if muc.lobby else None,
+        reserved_nicks=muc.reserved_nicks,
+        focus_service=f"focus.{domain}",  # the focus component (jicofo_py) always lives here
     )
 
 
@@ -32,9 +34,10 @@ class MucPlugin(Plugin):
             server.disco_identities.append({"category": "component", "type": "lobbyrooms",
                                             "name": self.service.lobby.domain})
         # The brewery: where bridges announce themselves to the focus (jvbbrewery@internal.auth.<domain>)
+        # Only internal accounts get in (only_domains), so any of them may open the room.
         self.internal = MucService(f"internal.{server.auth_domain}", server.send, admins=[],
-                                   history_size=0, name="Internal rooms", only_domains={server.auth_domain},
-                                   open_rooms=True)
+                                   create_rooms="anyone", history_size=0, name="Internal rooms",
+                                   only_domains={server.auth_domain}, open_rooms=True)
         server.register_domain(self.internal.domain, self.internal)
 
     async def stop(self) -> None:

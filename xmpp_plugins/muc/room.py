@@ -203,6 +203,7 @@ class Room:
         existing = self.occupants.get(nick)
         if existing is not None:
             raise StanzaError("conflict", "That nickname is already in use")
+        self.service.check_nick(real, nick)
         if self.locked and aff != "owner":
             raise StanzaError("item-not-found", "The room is locked until its owner configures it")
         privileged = aff in ("owner", "admin")
@@ -240,6 +241,7 @@ class Room:
     def _change_nick(self, occupant: Occupant, nick: str, stanza: Stanza) -> None:
         if nick in self.occupants:
             raise StanzaError("conflict", "That nickname is already in use")
+        self.service.check_nick(occupant.jid, nick)
         self._send_presence(occupant, self.occupants.values(), unavailable=True, codes=(303,),
                             self_codes=(110,), nick=nick)
         del self.occupants[occupant.nick]
@@ -392,7 +394,7 @@ class Room:
         payload = stanza.payload()
         tag = payload.tag if payload is not None else None
         if tag == ns.q(ns.DISCO_INFO, "query") and stanza.type == "get":
-            return self.disco_info(payload)
+            return self.disco_info(payload, stanza.from_)
         if tag == ns.q(ns.DISCO_ITEMS, "query") and stanza.type == "get":
             return self.disco_items(stanza.from_)
         if tag == ns.q(ns.MUC_ADMIN, "query"):
@@ -424,7 +426,9 @@ class Room:
         out.set("to", target.jid.full)
         self.service.send(out)
 
-    def disco_info(self, query: etree._Element | None = None) -> etree._Element:
+    def disco_info(self, query: etree._Element | None = None, asker: JID | None = None) -> etree._Element:
+        """Room info for anyone; the meeting id only for occupants and the service's admins (the
+        Jitsi client reads it once it has joined; outsiders have no use for it)."""
         if query is not None and query.get("node"):
             raise StanzaError("item-not-found")
         cfg = self.config
@@ -440,7 +444,9 @@ class Room:
                     "muc_nonanonymous" if cfg.whois == "anyone" else "muc_semianonymous"]
         for var in features:
             etree.SubElement(out, ns.q(ns.DISCO_INFO, "feature"), var=var)
-        extra = {"muc#roominfo_meetingId": self.meeting_id}
+        extra: dict[str, str] = {}
+        if asker is not None and (asker.full in self.by_jid or self.service.is_admin(asker.bare)):
+            extra["muc#roominfo_meetingId"] = self.meeting_id
         if self.lobby_room is not None:
             extra["muc#roominfo_lobbyroom"] = self.lobby_room.jid
         subject = self.subject.findtext("subject") if self.subject is not None else ""

@@ -1,4 +1,9 @@
-"""A MUC service: the domain (conference.<domain>) that holds rooms, and who may create them.
+"""A MUC service: the domain (conference.<domain>) that holds rooms, who may create them, and
+which nicks are reserved for its admins.
+
+Conference rooms belong to the focus: by default only the service's admins (the focus) create
+rooms, and only they may take a reserved nick ("focus"). Otherwise a guest who came first would
+own the room and sit at `room/focus`, where clients expect the focus's Jingle offers.
 
 It is a `DomainHandler`: it receives every stanza addressed to its domain and sends through a
 `send` callable. Inside our server that is the router; as an external component it is the
@@ -8,7 +13,8 @@ both hosts behave the same.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+import unicodedata
+from typing import Callable, Iterable
 
 from lxml import etree
 
@@ -23,12 +29,19 @@ log = logging.getLogger(__name__)
 Send = Callable[[etree._Element], None]
 
 
+def nick_key(nick: str) -> str:
+    """A nick as compared with reserved nicks: the room already has it resourceprepped (NFKC,
+    ignorables dropped); case and surrounding spaces must not make "Focus " a different nick."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold()).strip()
+
+
 class MucService:
     def __init__(self, domain: str, send: Send, *, admins: list[str] | None = None,
-                 create_rooms: str = "anyone", history_size: int = 20, max_occupants: int = 0,
+                 create_rooms: str = "admins", history_size: int = 20, max_occupants: int = 0,
                  is_guest: Callable[[JID], bool] | None = None, lobby_domain: str | None = None,
                  name: str = "Conference rooms", only_domains: set[str] | None = None,
-                 open_rooms: bool = False) -> None:
+                 open_rooms: bool = False, reserved_nicks: Iterable[str] = (),
+                 focus_service: str = "") -> None:
         self.domain = domain.lower()
         self._send = send
         self.admins = {a.lower() for a in (admins or [])}
@@ -40,11 +53,17 @@ class MucService:
         # Set: only accounts of these domains may enter (the brewery room of focus and bridges).
         self.only_domains = only_domains
         self.open_rooms = open_rooms  # every room as if the focus made it: unlocked, real JIDs shown
+        # Nicks only admins may take (compared by `nick_key`): the focus's, so that `room/focus`
+        # is always the real focus.
+        self.reserved_nicks = {nick_key(n) for n in reserved_nicks if nick_key(n)}
+        # Where a guest asks for a room (the conference IQ), named in the error to a refused creation.
+        self.focus_service = focus_service
         self.rooms: dict[str, Room] = {}
         self.lobby: MucService | None = None
         if lobby_domain:
             self.lobby = MucService(lobby_domain, send, admins=admins, create_rooms="admins",
-                                    history_size=0, is_guest=is_guest, name="Lobby rooms")
+                                    history_size=0, is_guest=is_guest, name="Lobby rooms",
+                                    reserved_nicks=reserved_nicks)
 
     # ---- plumbing ------------------------------------------------------------------------------
     def send(self, el: etree._Element) -> None:
@@ -52,6 +71,11 @@ class MucService:
 
     def is_admin(self, bare: str) -> bool:
         return bare in self.admins
+
+    def check_nick(self, real: JID, nick: str) -> None:
+        """Refuses a reserved nick to anyone but an admin, on joining and on a nick change."""
+        if self.reserved_nicks and nick_key(nick) in self.reserved_nicks and not self.is_admin(real.bare):
+            raise StanzaError("conflict", f"The nickname {nick!r} is reserved for the conference service")
 
     def domains(self) -> list[str]:
         return [self.domain] + ([self.lobby.domain] if self.lobby is not None else [])
@@ -135,7 +159,12 @@ class MucService:
     def _create(self, stanza: Stanza) -> Room | None:
         assert stanza.to is not None and stanza.from_ is not None
         if not self.may_create(stanza.from_):
-            raise StanzaError("not-allowed", "Room creation is restricted; ask an existing room's members")
+            if self.create_rooms == "authenticated":
+                raise StanzaError("not-allowed", "Guests cannot create rooms; sign in, or join a room that exists")
+            # XEP-0045 says item-not-found for a room that does not exist; the text says what to do
+            hint = (f"; ask {self.focus_service} for this room first (the conference IQ)"
+                    if self.focus_service else "")
+            raise StanzaError("item-not-found", f"No such room{hint}")
         cfg = RoomConfig(max_occupants=self.max_occupants)
         by_admin = self.is_admin(stanza.from_.bare) or self.open_rooms
         if by_admin:
