@@ -266,3 +266,32 @@ async def test_waiting_rooms_are_bounded_across_clients(call):
         for g in guests:
             await g.close()
     await media_keeps_flowing(a, b)
+
+
+# ---- 4: rooms belong to the focus -----------------------------------------------------------------
+
+async def test_guest_cannot_create_rooms_or_pose_as_the_focus(call, guest):
+    stack, a, b = call
+    muc = guest.client.plugin["xep_0045"]
+    # a room of its own, before anyone asked the focus: refused, so the focus always owns rooms
+    with pytest.raises(Exception) as exc:
+        await guest.join("fresh@conference.localhost", "focus")
+    assert "item-not-found" in str(exc.value), exc.value
+    # the victims' room under the focus's nick, in any spelling
+    for nick in ("focus", "Focus", "FOCUS "):
+        with pytest.raises(Exception) as exc:
+            await guest.join(ROOM_JID, nick)
+        assert "conflict" in str(exc.value), exc.value
+    # who is the focus in the room is unchanged: its real JID is the focus account
+    real = muc.get_jid_property(JID(ROOM_JID), "focus", "jid") if JID(ROOM_JID) in muc.rooms else None
+    assert real is None or JID(real).bare == "focus@auth.localhost"
+    await media_keeps_flowing(a, b)
+    assert (a.sessions, b.sessions) == (1, 1)
+
+
+async def test_meeting_id_is_not_shown_to_outsiders(call, guest):
+    stack, a, b = call
+    info = await guest.client.plugin["xep_0030"].get_info(jid=ROOM_JID, timeout=10)
+    assert meeting_id(stack) not in str(info)
+    assert "meetingId" not in str(info)
+    await media_keeps_flowing(a, b)
