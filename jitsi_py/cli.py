@@ -211,7 +211,8 @@ def cmd_join(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         p = Participant(host, port, args.room, domain=domain, nick=args.nick, display_name=args.name or "",
-                        cafile=cafile, verify=not args.insecure, audio=audio, video=video)
+                        cafile=cafile, verify=not args.insecure, audio=audio, video=video,
+                        reconnect_timeout=args.reconnect_timeout)
 
         def show(e: Event) -> None:
             who = f"{e.nick}" + (f" ({p.occupants.get(e.nick)})" if p.occupants.get(e.nick) else "")
@@ -223,6 +224,8 @@ def cmd_join(args: argparse.Namespace) -> int:
                     "session-terminate": f"the focus ended the media session ({e.text})",
                     "kicked": f"{e.text} from the room",
                     "disconnected": f"lost the connection to the server {e.text}".rstrip(),
+                    "reconnecting": f"lost the connection to the server ({e.text}); reconnecting",
+                    "reconnected": f"reconnected: back in {e.text} as {e.nick}",
                     "chat": f"<{e.nick}> {e.text}"}.get(e.type)
             if e.type == "connection" and e.text == "failed":
                 line = "the media connection failed; asking the focus for a new one"
@@ -311,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     join.add_argument("--config", help="take server, domain and certificate from this stack config")
     join.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the conference (30)")
+    join.add_argument("--reconnect-timeout", type=float, default=300.0, metavar="SECONDS",
+                      help="after a lost connection (a server restart), keep trying to get back this long "
+                           "(300; 0: exit at once)")
     join.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     join.set_defaults(func=cmd_join)
     return parser

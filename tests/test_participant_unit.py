@@ -235,6 +235,7 @@ def alice():
     c.send = lambda stanza, *a, **k: wire.sent.append(stanza)  # type: ignore[method-assign]
     p.client = c
     p._in_room = True
+    p._focus_real = "focus@auth.localhost/focus"  # what the room's presence of `focus` shows
     p.wire = wire  # type: ignore[attr-defined]
     return p
 
@@ -278,7 +279,23 @@ async def test_jingle_iqs_are_acknowledged_or_refused_as_xep_0166_says(alice):
     # only the focus starts sessions here
     await p._on_jingle_iq(jingle_iq(p, SESSION_INITIATE, frm=f"{ROOM}/mallory"))
     assert last_answer(p)[:2] == ("error", "not-acceptable")
-    assert p.sessions == 0
+    await p._on_jingle_iq(jingle_iq(p, SESSION_INITIATE, frm="focus@auth.localhost/focus"))  # not via the room
+    assert last_answer(p)[:2] == ("error", "not-acceptable")
+    # room/focus, but the occupant there is not the focus account (a guest took the nick)
+    p._focus_real = "d00dfeed@localhost/x"
+    await p._on_jingle_iq(jingle_iq(p, SESSION_INITIATE))
+    typ, cond, err = last_answer(p)
+    assert (typ, cond) == ("error", "forbidden")
+    assert "not the conference focus" in err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+    p._focus_real = ""  # no presence from `focus` seen: nobody to trust
+    await p._on_jingle_iq(jingle_iq(p, SESSION_INITIATE))
+    assert last_answer(p)[:2] == ("error", "forbidden")
+    # the conference IQ answer names the focus account: that one, not the default, is trusted
+    p.focus_jid, p._focus_real = "focus2@auth.localhost/x", "focus@auth.localhost/focus"
+    await p._on_jingle_iq(jingle_iq(p, SESSION_INITIATE))
+    assert last_answer(p)[:2] == ("error", "forbidden")
+    assert p.sessions == 0 and p.sid == "s1"
+    p.focus_jid = ""
 
     # source-add / source-remove: acknowledged, tracked per nick, awaitable
     waiting = asyncio.ensure_future(p.wait_source_add("bob", timeout=5))

@@ -12,9 +12,12 @@ import os
 import re
 from pathlib import Path
 
+import xml.etree.ElementTree as ET
+
 import aiohttp
 import pytest
 import slixmpp
+import slixmpp.exceptions
 
 from conftest import make_config
 from jitsi_py.stack import Stack
@@ -363,6 +366,26 @@ async def test_errors_are_explained(tmp_path, browser):
         await page.wait_for_selector("#ended:not([hidden])", timeout=20_000)
         assert await page.text_content("#ended-title") == "Cannot reach the server"
         await ctx.close()
+    finally:
+        await stack.stop()
+
+
+async def test_no_conference_no_room(tmp_path, browser):
+    """The focus is not there (its conference IQ fails after the page's retries): the page says
+    why and never joins the room, where nobody would start a trustworthy media session."""
+    stack = await start_stack(tmp_path, focus__enabled=False)
+    try:
+        page = await open_room(browser, f"{base_url(stack)}/Unfocused", "Fay")
+        await page.wait_for_selector("#ended:not([hidden])", timeout=20_000)
+        assert await page.text_content("#ended-title") == "The meeting could not be set up"
+        message = await page.text_content("#ended-message")
+        assert message.startswith("The conference service did not set up this room (remote-server-not-found - "), message
+        assert message.endswith("Try again in a moment.")
+        assert await page.text_content("#rejoin") == "Try again"
+        assert await page.evaluate("window.jitsiTest.conference.joined") is False
+        assert "unfocused" not in stack.server.plugins[-1].service.rooms  # not even created by the page
+        assert page.errors == []
+        await shot(page, "10-conference-refused")
     finally:
         await stack.stop()
 
@@ -716,6 +739,23 @@ async def test_python_participant_and_browser(stack, browser):
         await py.wait_frames(page_nick, "audio", timeout=20)
         assert py.occupants.get(page_nick) == "Wendy Web"
         await shot(page, "20-python-participant")
+        # a guest in the room sends the page a session-initiate and a mute order: both refused
+        guest, _ = await observer(stack, "mixed@conference.localhost")
+        try:
+            sessions = await page.evaluate("window.jitsiTest.conference.sessions")
+            for payload in ("<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='evil'/>",
+                            "<mute xmlns='http://jitsi.org/jitmeet/audio'>true</mute>"):
+                iq = guest.make_iq_set(ito=f"mixed@conference.localhost/{page_nick}")
+                iq.xml.append(ET.fromstring(payload))
+                with pytest.raises(slixmpp.exceptions.IqError) as refused:
+                    await iq.send(timeout=10)
+                assert refused.value.condition == "not-acceptable"
+                assert refused.value.text == "Only the focus may do this"
+            assert await page.evaluate("window.jitsiTest.conference.sessions") == sessions
+            assert await page.evaluate("window.jitsiTest.state.audioMuted") is False
+            await wait_bytes_grow(page)  # the call goes on
+        finally:
+            guest.abort()
     finally:
         await py.leave()
     await page.wait_for_selector('.tile[data-name="Py Bot"]', state="detached", timeout=10_000)

@@ -14,7 +14,13 @@ It joins the way a browser does with our focus (see docs and the module docstrin
    a data content (as Jitsi clients do), else, or if that does not open within
    `DATA_CHANNEL_TIMEOUT`, the bridge's WebSocket (colibri-ws);
 5. keeps track of the other participants' sources (`source-add` / `source-remove`), and takes a
-   new `session-initiate` after a `session-terminate` when the focus moves it to another bridge.
+   new `session-initiate` after a `session-terminate` when the focus moves it to another bridge;
+6. when the XMPP connection drops after it joined (the server restarted), closes media and does
+   1-3 again with backoff until `reconnect_timeout`, then takes the focus's new session.
+
+Jingle (and nothing else that steers media) is taken only from the room's `focus` occupant whose
+real JID, as the room shows it in presence, is the focus account the conference IQ named: any
+guest can send an IQ to our occupant JID, and a guest could sit in a room under the nick `focus`.
 
 The received media of each slot is drained all the time (aiortc would otherwise queue decoded
 frames without bound) and relayed to `SlotTrack` subscribers: `track_for()`, `wait_frames()`
@@ -69,6 +75,7 @@ RETRY_CONDITIONS = {"service-unavailable", "remote-server-not-found", "recipient
 DATA_CHANNEL_LABEL = "JVB data channel"
 DATA_CHANNEL_PROTOCOL = "http://jitsi.org/protocols/colibri"
 DATA_CHANNEL_TIMEOUT = 5.0  # s from a connected media session to an open data channel, else colibri-ws
+RECONNECT_ATTEMPT_TIMEOUT = 30.0  # s for one sign-in + conference IQ + room join after a lost connection
 HANDLED_ACTIONS = {"session-initiate", "session-terminate", "source-add", "addsource", "source-remove",
                    "removesource", "transport-info", "session-info"}
 
@@ -77,12 +84,17 @@ class ParticipantError(Exception):
     """Joining failed or the conference went away; the message says why, for a person."""
 
 
+class Refused(ParticipantError):
+    """The focus or the room said no (not a transient failure): trying again will not help."""
+
+
 @dataclass
 class Event:
     """What happened, for listeners (the CLI prints these)."""
 
     type: str  # joined | occupant-joined | occupant-left | source-add | source-remove | media | session-initiate
-    # | session-terminate | connection | dominant-speaker | chat | kicked | disconnected
+    # | session-terminate | connection | dominant-speaker | chat | kicked | disconnected (for good)
+    # | reconnecting (the connection dropped; trying again) | reconnected (back in the room)
     nick: str = ""
     kind: str = ""
     text: str = ""
@@ -201,7 +213,7 @@ class Participant:
                  display_name: str = "", cafile: str | None = None, verify: bool = True,
                  audio: MediaStreamTrack | None = None, video: MediaStreamTrack | None = None,
                  ice_servers: list[RTCIceServer] | None = None, focus: str | None = None,
-                 muc_domain: str | None = None) -> None:
+                 muc_domain: str | None = None, reconnect_timeout: float = 300.0) -> None:
         self.host, self.port = host, int(port)
         self.domain = domain.lower()
         if "@" in room:
@@ -218,6 +230,11 @@ class Participant:
         self.ice_servers = ice_servers if ice_servers is not None else []
         self.focus_service = focus or f"focus.{self.domain}"
         self.focus_jid = ""  # from the conference IQ answer
+        self._focus_real = ""  # the real JID the room shows for its occupant `focus` ("" unknown)
+        # after a lost connection, keep trying this long (s) before failing; 0: fail at once
+        self.reconnect_timeout = float(reconnect_timeout)
+        self.reconnects = 0  # times we got back into the room after a lost connection
+        self.reconnecting = False
         self.machine_uid = uuid.uuid4().hex
 
         # what the focus and the bridge told us
@@ -255,6 +272,9 @@ class Participant:
         self._failure: ParticipantError | None = None
         self._in_room = False
         self._joined = False
+        self._established = False  # join() succeeded: a lost connection is reconnected from now on
+        self._lost: asyncio.Future | None = None  # the current client's connection ended
+        self._stale: set[str] = set()  # occupants from before a reconnect not seen again yet
         self._left = False
         self._ended = False  # the focus ended our session for good (success / gone)
         self._tasks: set[asyncio.Task] = set()
@@ -355,6 +375,7 @@ class Participant:
         except BaseException:
             await self._shutdown()
             raise
+        self._established = True
         self._emit(Event("joined", self.nick, text=self.room_jid))
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -374,6 +395,8 @@ class Participant:
         c.ssl_context = self._ssl_context()
         c.auto_reconnect = False
         started: asyncio.Future = loop.create_future()
+        lost: asyncio.Future = loop.create_future()
+        self._lost = lost
 
         def fail(message: str) -> None:
             if not started.done():
@@ -390,7 +413,12 @@ class Participant:
         c.add_event_handler("failed_all_auth", lambda _e: fail(
             f"{self.host}:{self.port} refused guest sign-in (SASL ANONYMOUS) for {self.domain}"))
         c.add_event_handler("stream_error", lambda e: fail(f"the server closed the stream: {e['condition']} {e['text']}"))
-        c.add_event_handler("disconnected", self._on_disconnected)
+        def disconnected(reason: Any) -> None:
+            if not lost.done():
+                lost.set_result(reason)
+            self._on_disconnected(c, reason)
+
+        c.add_event_handler("disconnected", disconnected)
         c.add_event_handler("disconnected", lambda e: tls_failed(e) if isinstance(e, ssl.SSLError) else fail(
             f"{self.host}:{self.port} closed the connection before the session started ({e or 'no reason'})"))
         c.register_handler(CoroutineCallback(
@@ -405,12 +433,114 @@ class Participant:
             raise
         log.info("%s: signed in as %s", self.nick, c.boundjid)
 
-    def _on_disconnected(self, reason: Any) -> None:
-        if self._left or self._failure is not None:
+    def _on_disconnected(self, client: slixmpp.ClientXMPP, reason: Any) -> None:
+        if client is not self.client or self._left or self._failure is not None or self.reconnecting:
+            return  # an old client, leaving, failed already, or a reconnect attempt (it sees the loss)
+        if self._established and not self._ended and self.reconnect_timeout > 0:
+            self.reconnecting = True
+            self._spawn(self._reconnect(str(reason or "closed")))
             return
         if self._in_room or self._step.startswith(("asking", "joining", "waiting", "connecting media")):
             self._failure = ParticipantError(f"the XMPP connection was lost ({reason or 'closed'})")
             self._emit(Event("disconnected", self.nick, text=str(reason or "")))
+
+    # ---- reconnecting ------------------------------------------------------------------------
+    async def _reconnect(self, reason: str) -> None:
+        """The connection dropped while we were in the conference (the server restarted, the
+        network went away): media down, then sign in, ask the focus and rejoin the room again,
+        with backoff (0.5 s doubling to 5 s) until `reconnect_timeout`; the focus then sends a
+        new session-initiate as to any newcomer."""
+        log.info("%s: the XMPP connection was lost (%s); reconnecting", self.nick, reason)
+        self.reconnecting = True
+        self._in_room = False
+        self.sid = None
+        self.session = None
+        self.focus_jid = ""
+        self._focus_real = ""
+        self._stale = set(self.occupants)
+        self.remote_sources.clear()  # the new session-initiate lists who sends what now
+        self._removed.clear()
+        self.dominant_speaker = None
+        self._emit(Event("reconnecting", self.nick, text=reason))
+        if self._session_task is not None and not self._session_task.done():
+            self._session_task.cancel()
+        await self._close_session()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect_timeout
+        delay = 0.5
+        attempt = 0
+        last = reason
+        while not self._left:
+            attempt += 1
+            try:
+                # one attempt may not hang on a server that accepts and never answers
+                async with asyncio.timeout(max(0.1, min(RECONNECT_ATTEMPT_TIMEOUT, deadline - loop.time()))):
+                    self._step = f"reconnecting to {self.host}:{self.port}"
+                    await self._connect()
+                    self._step = f"asking {self.focus_service} for {self.room_jid} again"
+                    await self._while_connected(self._request_conference())
+                    self._step = f"rejoining {self.room_jid}"
+                    await self._while_connected(self._join_muc(any_nick=True))
+                break
+            except Refused as exc:
+                self._give_up(str(exc))
+                return
+            except (ParticipantError, OSError, TimeoutError) as exc:
+                last = str(exc) or "timed out"
+                log.info("%s: reconnect attempt %d failed: %s", self.nick, attempt, last)
+                self._drop_client()
+            if self._left:
+                return
+            if loop.time() + delay >= deadline:
+                self._give_up(f"the connection to the server was lost and not restored within "
+                              f"{self.reconnect_timeout:g} s ({last})")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        if self._left:
+            return
+        self.reconnecting = False
+        self.reconnects += 1
+        for nick in self._stale:  # left while we were away
+            if self.occupants.pop(nick, None) is not None:
+                self._emit(Event("occupant-left", nick))
+        self._stale = set()
+        self._step = ("waiting for the focus to offer a media session (it starts once enough "
+                      "participants are in the room)")
+        log.info("%s: back in %s after %d attempt(s)", self.nick, self.room_jid, attempt)
+        self._emit(Event("reconnected", self.nick, text=self.room_jid))
+        if self.client is not None and self.client.transport is None:  # dropped again meanwhile
+            self.reconnecting = True
+            self._spawn(self._reconnect("closed"))
+
+    async def _while_connected(self, coro: Any) -> Any:
+        """Run `coro` unless the current connection ends first (then ParticipantError): an IQ
+        in flight would otherwise wait out its whole timeout on a dead stream."""
+        task = asyncio.ensure_future(coro)
+        lost = self._lost
+        if lost is None:
+            return await task
+        done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise ParticipantError(f"the connection was lost again ({lost.result() or 'closed'})")
+
+    def _drop_client(self) -> None:
+        c = self.client
+        if c is None:
+            return
+        c.cancel_connection_attempt()
+        if c.transport is not None:
+            c.abort()
+
+    def _give_up(self, why: str) -> None:
+        self.reconnecting = False
+        log.warning("%s: %s", self.nick, why)
+        self._drop_client()
+        self._failure = ParticipantError(why)
+        self._emit(Event("disconnected", self.nick, text=why))
 
     async def _request_conference(self, attempts: int = 6) -> None:
         assert self.client is not None
@@ -428,11 +558,12 @@ class Participant:
                 cond = exc.condition or "undefined-condition"
                 last = f"{cond}" + (f": {exc.text}" if exc.text else "")
                 if cond not in RETRY_CONDITIONS:
-                    raise ParticipantError(f"the focus refused {self.room_jid}: {last}") from None
+                    raise Refused(f"the focus refused {self.room_jid}: {last}") from None
             else:
                 el = res.xml.find("{%s}conference" % focus_iq.NS)
                 if el is not None and el.get("ready", "false").lower() == "true":
                     self.focus_jid = el.get("focusjid", "")
+                    log.debug("%s: the conference is ready (focus %s)", self.nick, self.focus_jid or "unnamed")
                     return
                 last = "the conference is not ready"
             if attempt + 1 < attempts:
@@ -454,7 +585,10 @@ class Participant:
                 ET.SubElement(pres.xml, "{%s}nick" % NICK).text = self.display_name
         return pres
 
-    async def _join_muc(self) -> None:
+    async def _join_muc(self, any_nick: bool = False) -> None:
+        """Join with our nick; if it is taken and was drawn at random (or, `any_nick`, when we
+        come back after a lost connection and our old self may still be there), with another."""
+        base = self.nick
         for _attempt in range(3):
             self._join_result: asyncio.Future = asyncio.get_running_loop().create_future()
             self._presence().send()
@@ -466,7 +600,10 @@ class Participant:
                 if "conflict" in str(exc) and not self._nick_given:
                     self.nick = secrets.token_hex(4)  # our random nick was taken: draw another
                     continue
-                raise
+                if "conflict" in str(exc) and any_nick:
+                    self.nick = f"{base}-{secrets.token_hex(2)}"
+                    continue
+                raise Refused(str(exc)) from None
         raise ParticipantError(f"no free nick in {self.room_jid}")
 
     # ---- MUC -------------------------------------------------------------------------------
@@ -497,6 +634,8 @@ class Participant:
             if "210" in codes or "110" in codes:
                 self.nick = nick or self.nick
             if ptype == "unavailable":
+                if "332" in codes and self._established and self.reconnect_timeout > 0:
+                    return  # the server is shutting down: its connection goes next, and we reconnect
                 if self._in_room and not self._left:
                     self._in_room = False
                     why = "kicked" if "307" in codes else "banned" if "301" in codes else "removed from the room"
@@ -506,14 +645,20 @@ class Participant:
             elif result is not None and not result.done():
                 result.set_result(None)
             return
-        if nick == "focus" or not nick:
+        if nick == "focus":
+            item = x.find("{%s}item" % MUC_USER) if x is not None else None
+            self._focus_real = "" if ptype == "unavailable" or item is None else item.get("jid", "")
+            return
+        if not nick:
             return
         if ptype == "unavailable":
+            self._stale.discard(nick)
             if self.occupants.pop(nick, None) is not None:
                 self._emit(Event("occupant-left", nick))
         else:
             name = pres.xml.findtext("{%s}nick" % NICK) or ""
             new = nick not in self.occupants
+            self._stale.discard(nick)
             self.occupants[nick] = name
             if new:
                 self._emit(Event("occupant-joined", nick, text=name))
@@ -542,16 +687,31 @@ class Participant:
     def _iq_error(self, iq: slixmpp.Iq, exc: StanzaError) -> None:
         reply_error(iq, exc)
 
-    def _from_focus(self, frm: slixmpp.JID) -> bool:
-        return (frm.bare == self.room_jid and frm.resource == "focus") or (
-            bool(self.focus_jid) and str(frm) == self.focus_jid)
+    @property
+    def expected_focus(self) -> str:
+        """The focus account's bare JID: as the conference IQ answer named it, else the default."""
+        return slixmpp.JID(self.focus_jid).bare if self.focus_jid else f"focus@auth.{self.domain}"
+
+    def _check_focus(self, frm: slixmpp.JID) -> None:
+        """Raise unless `frm` is the room's occupant `focus` and that occupant is the real focus
+        account (its real JID in the room's presence): anyone can send us an IQ, and a guest
+        may sit in the room as `focus`."""
+        if frm.bare != self.room_jid or frm.resource != "focus":
+            raise StanzaError("not-acceptable", "Only the focus starts sessions with this participant")
+        real = slixmpp.JID(self._focus_real).bare if self._focus_real else ""
+        if real != self.expected_focus:
+            raise StanzaError("forbidden", f"{frm} is not the conference focus ({self.expected_focus})")
 
     async def _on_jingle_iq(self, iq: slixmpp.Iq) -> None:
         if iq["type"] != "set":
             return
         try:
-            if not self._from_focus(iq["from"]):
-                raise StanzaError("not-acceptable", "Only the focus starts sessions with this participant")
+            try:
+                self._check_focus(iq["from"])
+            except StanzaError as exc:
+                log.warning("%s: refused Jingle from %s (real JID %s): %s", self.nick, iq["from"],
+                            self._focus_real or "unknown", exc.text)
+                raise
             ja = jingle.parse_jingle(to_lxml(iq.xml.find("{%s}jingle" % jingle.NS)))
             if ja.action not in HANDLED_ACTIONS:
                 raise StanzaError("bad-request", f"{ja.action} is not handled by this participant")
@@ -566,7 +726,6 @@ class Participant:
             return
         iq.reply(clear=True).send()  # acknowledge first (XEP-0166), then act
         if ja.action == "session-initiate":
-            self._focus_addr = str(iq["from"])
             self._start_session(ja, plan)
         elif ja.action in ("source-add", "addsource"):
             self._sources_added(ja)
@@ -646,7 +805,7 @@ class Participant:
     async def _send_jingle(self, ja: JingleAction, quiet: bool = False, timeout: float = 15.0) -> None:
         if self.client is None or self.client.transport is None:
             return
-        iq = self.client.make_iq_set(ito=getattr(self, "_focus_addr", self.focus_occupant))
+        iq = self.client.make_iq_set(ito=self.focus_occupant)
         iq.xml.append(to_et(jingle.jingle_element(ja)))
         try:
             await iq.send(timeout=timeout)

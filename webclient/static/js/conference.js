@@ -14,7 +14,8 @@
 //   media-state {state}           the peer connection's state
 //   lobby {room}                  waiting in the lobby
 //   password {}                   the room needs a (different) password
-//   ended {reason, message}       kicked, room-full, connection-lost, unreachable, left, ...
+//   ended {reason, message}       kicked, room-full, connection-lost, unreachable, left,
+//                                 conference-refused (the focus did not set the room up: never joined), ...
 //   reconnecting {attempt, delayMs, reason}  the XMPP connection dropped: trying again (backoff)
 //   reconnected {}                back in the room after a reconnect
 //   room-config {config}          (owners) the room's lobby and password settings
@@ -58,6 +59,10 @@ function machineUid() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// conference IQ errors worth trying again (the focus is starting or busy), as the Python participant
+const TRANSIENT_CONDITIONS = new Set(['service-unavailable', 'remote-server-not-found', 'recipient-unavailable',
+  'remote-server-timeout', 'internal-server-error', 'resource-constraint', 'item-not-found', 'timeout']);
+
 export class Conference extends EventTarget {
   constructor(config, { room, name, password = '', preferBosh = false }) {
     super();
@@ -75,6 +80,9 @@ export class Conference extends EventTarget {
     this.localTracks = { audio: null, video: null };
     this.localStream = new MediaStream();
     this.xmpp = null;
+    this.focusAccount = ''; // the focus's real JID, from the conference IQ answer
+    this._focusRealJid = ''; // the real JID the room shows for its occupant `focus`
+    this.focusAttempts = 4; // conference requests before giving up on a transient error
     this.pc = null;
     this.sid = null;
     this.session = null;
@@ -133,8 +141,13 @@ export class Conference extends EventTarget {
       return;
     }
     this.status('Asking the conference service to set up the room…');
-    await this._askFocus();
+    const focus = await this._askFocus();
     if (this.ended || xmpp !== this.xmpp || !xmpp.connected) return; // lost meanwhile: reconnecting
+    if (!focus.ok) {
+      // without the focus nobody trustworthy would be in the room: do not join it at all
+      this._end('conference-refused', focusFailure(focus));
+      return;
+    }
     await this._joinRoom();
   }
 
@@ -177,6 +190,7 @@ export class Conference extends EventTarget {
       w.resolve(false);
     }
     const wasInRoom = this.joined;
+    this._focusRealJid = ''; // the room tells us again who `focus` is
     this._closeMedia(); // while still "joined": the page redraws the tiles without video
     this.joined = false;
     this._leftModLobby();
@@ -243,8 +257,13 @@ export class Conference extends EventTarget {
       return false;
     }
     this.status('Reconnected to the server. Rejoining the meeting…');
-    await this._askFocus();
+    const focus = await this._askFocus();
     if (this.ended || xmpp !== this.xmpp || !xmpp.connected) return false;
+    if (!focus.ok) {
+      if (focus.transient) return false; // the reconnect loop tries again later
+      this._end('conference-refused', focusFailure(focus));
+      return false;
+    }
     if (this._lobbyRoom) {
       // we were waiting in the lobby: knock again (the room answers with the lobby's address)
       this._lobbyRoom = null;
@@ -270,24 +289,69 @@ export class Conference extends EventTarget {
     }
   }
 
+  /**
+   * Ask the focus to set up the room. {ok: true} once it is ready (the focus is in the room);
+   * else {ok: false, condition, text, transient}. Transient errors (the focus starting or busy,
+   * no answer) are tried again with backoff (1, 2, 4 s), focusAttempts times in all.
+   */
   async _askFocus() {
-    for (let attempt = 0; attempt < 10 && !this.ended; attempt += 1) {
+    const xmpp = this.xmpp;
+    let last = { ok: false, condition: 'not-ready', text: 'the room was not ready in time', transient: true };
+    let delay = 1000;
+    for (let attempt = 1; attempt <= this.focusAttempts && !this.ended; attempt += 1) {
       const iq = el('iq', { xmlns: NS.CLIENT, type: 'set', to: this.config.focus }, [
         el('conference', { xmlns: NS.FOCUS, room: this.roomJid, 'machine-uid': machineUid() }),
       ]);
       try {
-        const res = await this.xmpp.sendIQ(iq, 20000);
+        const res = await xmpp.sendIQ(iq, 20000);
         const conf = child(res, NS.FOCUS, 'conference');
-        if (!conf || conf.getAttribute('ready') === 'true') return true;
+        if (conf && conf.getAttribute('ready') === 'true') {
+          this.focusAccount = conf.getAttribute('focusjid') || '';
+          return { ok: true };
+        }
       } catch (e) {
         console.warn('conference request failed', e);
-        if (e.condition === 'remote-connection-failed') return false;
-        this.emit('warning', { text: `The conference service did not answer (${e.condition}); audio and video may not work.` });
-        return false;
+        if (e.condition === 'remote-connection-failed') return { ok: false, condition: e.condition, transient: true };
+        last = { ok: false, condition: e.condition || 'undefined-condition', text: e.text || '',
+          transient: TRANSIENT_CONDITIONS.has(e.condition) };
+        if (!last.transient) return last;
       }
-      await sleep(1000);
+      if (attempt < this.focusAttempts && !this.ended && xmpp === this.xmpp && xmpp.connected) {
+        this.status(`The conference service is not ready (${last.condition}); trying again…`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, 4000);
+      }
+      if (xmpp !== this.xmpp || !xmpp.connected) return { ok: false, condition: 'remote-connection-failed', transient: true };
     }
-    return false;
+    return last;
+  }
+
+  /** The focus's account (bare JID): as the conference IQ answer named it, else the default. */
+  get expectedFocus() {
+    return bareJid(this.focusAccount || `focus@auth.${this.config.domain}`);
+  }
+
+  /**
+   * Why an IQ that steers our media (Jingle, a mute order) is refused, or null if it comes from
+   * the focus: the room's occupant `focus` whose real JID (in the room's presence) is the focus
+   * account. Anyone may send us an IQ, and a guest may sit in a room as `focus`.
+   */
+  _notFromFocus(iq) {
+    const from = iq.getAttribute('from') || '';
+    if (from !== this.focusJid) return { condition: 'not-acceptable', text: 'Only the focus may do this' };
+    if (!this._focusRealJid || bareJid(this._focusRealJid) !== this.expectedFocus) {
+      return { condition: 'forbidden', text: `${from} is not the conference focus (${this.expectedFocus})` };
+    }
+    return null;
+  }
+
+  _refuseNotFromFocus(iq) {
+    const why = this._notFromFocus(iq);
+    if (!why) return false;
+    console.warn(`refused ${iq.firstElementChild ? iq.firstElementChild.localName : 'an IQ'} from`,
+      iq.getAttribute('from'), `(real JID ${this._focusRealJid || 'unknown'}):`, why.text);
+    this.xmpp.sendError(iq, 'cancel', why.condition, null, why.text);
+    return true;
   }
 
   _presence(withMuc, to = this.occupantJid) {
@@ -430,6 +494,7 @@ export class Conference extends EventTarget {
         else this._end('kicked', 'You are no longer in the meeting.');
         return;
       }
+      if (nick === 'focus') this._focusRealJid = '';
       const p = this.participants.get(nick);
       if (p) {
         this.participants.delete(nick);
@@ -465,6 +530,7 @@ export class Conference extends EventTarget {
     }
     const item = child(x, NS.MUC_USER, 'item');
     const realJid = item ? item.getAttribute('jid') || '' : '';
+    if (nick === 'focus') this._focusRealJid = realJid; // checked on every Jingle IQ and mute order
     if (nick === 'focus' || realJid.startsWith(`focus@auth.${this.config.domain}`)) return;
     if (realJid && this._oldJids.has(realJid)) return; // ourselves before a reconnect, on the way out
     if (this._staleNicks) this._staleNicks.delete(nick);
@@ -770,10 +836,7 @@ export class Conference extends EventTarget {
   _onIq(iq) {
     const mute = child(iq, NS.AUDIOMUTED, 'mute') || child(iq, NS.VIDEOMUTED, 'mute');
     if (mute && iq.getAttribute('type') === 'set') {
-      if (iq.getAttribute('from') !== this.focusJid) {
-        this.xmpp.sendError(iq, 'cancel', 'not-authorized');
-        return true;
-      }
+      if (this._refuseNotFromFocus(iq)) return true;
       this.xmpp.send(this.xmpp.resultFor(iq));
       if (mute.textContent.trim() === 'true') {
         const actor = this.participants.get(mute.getAttribute('actor') || '');
@@ -784,11 +847,7 @@ export class Conference extends EventTarget {
     }
     const jingle = child(iq, NS.JINGLE, 'jingle');
     if (!jingle || iq.getAttribute('type') !== 'set') return false;
-    const from = iq.getAttribute('from') || '';
-    if (from !== this.focusJid) {
-      this.xmpp.sendError(iq, 'cancel', 'not-authorized');
-      return true;
-    }
+    if (this._refuseNotFromFocus(iq)) return true;
     let j;
     try {
       j = parseJingle(jingle);
@@ -1093,6 +1152,14 @@ export class Conference extends EventTarget {
     });
     return out;
   }
+}
+
+/** What the page says when the focus did not set the room up (`_askFocus`'s failure). */
+function focusFailure({ condition, text, transient }) {
+  const why = `${condition}${text ? ' - ' + text : ''}`;
+  return transient
+    ? `The conference service did not set up this room (${why}). Try again in a moment.`
+    : `The conference service refused this room: ${why}`;
 }
 
 /** A data form's fields: {var: first value}. */

@@ -453,6 +453,7 @@ function onEnded({ reason, message }) {
     unreachable: 'Cannot reach the server',
     'lobby-denied': 'The moderator declined your request',
     ended: 'The meeting has ended',
+    'conference-refused': 'The meeting could not be set up',
   };
   $('ended-title').textContent = titles[reason] || 'Could not join the meeting';
   $('ended-message').textContent = message || '';

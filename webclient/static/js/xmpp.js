@@ -472,9 +472,10 @@ export class XmppClient extends EventTarget {
     return el('iq', { xmlns: NS.CLIENT, type: 'result', id: iq.getAttribute('id'), to: iq.getAttribute('from') }, payload);
   }
 
-  sendError(iq, type, condition, app = null) {
+  sendError(iq, type, condition, app = null, text = '') {
     this.send(el('iq', { xmlns: NS.CLIENT, type: 'error', id: iq.getAttribute('id'), to: iq.getAttribute('from') }, [
-      el('error', { type }, [el(condition, { xmlns: NS.STANZAS }), app]),
+      el('error', { type }, [el(condition, { xmlns: NS.STANZAS }), text ? el('text', { xmlns: NS.STANZAS }, [text]) : null,
+        app]),
     ]));
   }
 
