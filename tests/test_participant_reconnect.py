@@ -43,6 +43,7 @@ async def stacks(tmp_path):
     """Starts stacks on demand (`await stacks.start()`), stops whatever is still running at the end."""
     class Stacks:
         current: Stack | None = None
+        data = tmp_path / "data"
 
         async def start(self, cfg: Config | None = None) -> Stack:
             s = Stack(cfg or make_config(server__data_dir=str(tmp_path / "data")))
@@ -246,11 +247,14 @@ async def test_jingle_from_another_occupant_is_refused_and_the_call_goes_on(stac
 
 
 async def test_a_guest_sitting_as_focus_is_not_the_focus(stacks):
-    """A guest who got into a room first as `focus` (if the MUC lets it) sends a session-initiate:
-    its real JID is not the focus account, so it is refused. The participant normally never gets
+    """A guest who got into a room first as `focus` sends a session-initiate: its real JID is not
+    the focus account, so it is refused. Our MUC prevents the situation by default (only the
+    focus creates rooms and uses that nick); an operator who opened both, or another MUC, must
+    not expose participants, so this stack turns both off. The participant normally never gets
     there (the real focus cannot join, so the conference IQ fails and it does not join): it is
     put in the room here step by step, without the conference IQ."""
-    stack = await stacks.start()
+    stack = await stacks.start(make_config(server__data_dir=str(stacks.data), muc__create_rooms="anyone",
+                                           muc__reserved_nicks=[]))
     room = "trap@conference.localhost"
     mallory = Hostile(stack)
     host, port = stack.server.c2s_address
