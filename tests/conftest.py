@@ -35,6 +35,7 @@ def make_config(**overrides: Any) -> Config:
     cfg.c2s.port = 0
     cfg.components.port = 0
     cfg.http.port = 0
+    cfg.admin.port = 0
     cfg.auth.scram_iterations = 4096
     for key, value in overrides.items():
         section, _, name = key.partition("__")
@@ -250,6 +251,7 @@ xmpp_port = {port}
 username = "{self.id}"
 password = "{self.id}-secret"
 http_port = 0
+admin_port = 0
 """ + "".join(f"{key} = {value!r}\n" for key, value in self.bridge.items()))
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bridge", "--config", str(cfg), stdout=asyncio.subprocess.PIPE,
