@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from . import bosh
+from .origin import ORIGIN_POLICY, OriginPolicy
 from .websocket import websocket_handler
 
 XMPP_SERVER: web.AppKey["Server"] = web.AppKey("xmpp_server")
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 def setup_http(app: web.Application, server: "Server") -> None:
     app[XMPP_SERVER] = server
+    app[ORIGIN_POLICY] = OriginPolicy(server.cfg.http.allowed_origins)
     app[BOSH_MANAGER] = bosh.setup(app, server)
     app.router.add_get("/xmpp-websocket", websocket_handler)
     app.router.add_get("/xmpp-websocket/", websocket_handler)
