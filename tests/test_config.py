@@ -119,6 +119,13 @@ def test_values_are_read(tmp_path):
         [limits]
         auth_timeout = 5     # an integer is accepted for a number of seconds
 
+        [http]
+        allowed_origins = ["https://meet.example.org", "http://[::1]:8080", "*"]
+
+        [admin]
+        listen = "10.0.0.5"
+        port = 9000
+
         [[component]]
         domain = "conference.meet.example.org"
         secret = "s1"
@@ -134,6 +141,8 @@ def test_values_are_read(tmp_path):
     assert cfg.limits.auth_timeout == 5.0 and isinstance(cfg.limits.auth_timeout, float)
     assert cfg.component == [ComponentSecret("conference.meet.example.org", "s1"),
                              ComponentSecret("focus.meet.example.org", "s2")]
+    assert cfg.http.allowed_origins == ["https://meet.example.org", "http://[::1]:8080", "*"]
+    assert cfg.admin == Listener(listen="10.0.0.5", port=9000, enabled=True)
     assert cfg.http.port == 8080  # untouched sections keep their defaults
 
 
