@@ -41,6 +41,8 @@ port = 0
 port = 0
 [http]
 port = 0
+[admin]
+port = 0
 [bridge]
 last_n = {last_n}
 audio_slots = 3

@@ -25,7 +25,7 @@ Printed:
   participant has received audio from every speaker (other than itself);
 - during a `--duration` s window after that: packets/s offered to the bridge (what the
   participants sent), forwarded by it and its silence drops (`/colibri/stats` on the stack's
-  HTTP port: `packets_forwarded`, `silence_dropped`, `packet_rate`, `endpoints`), and received
+  admin HTTP port: `packets_forwarded`, `silence_dropped`, `packet_rate`, `endpoints`), and received
   by the participants;
 - the stack process's CPU (bridge and focus share it): join phase and window, total and per s;
 - per receiver, the loss of the speakers' audio (every audio packet is decrypted: the embedded
@@ -129,7 +129,7 @@ def launch_prefix(cpu: int | None, nice: int) -> list[str]:
 async def start_stack(tmp: Path, last_n: int, log_level: str = "warning", log: str = "",
                       prefix: list[str] | None = None, bridge_cap: int = 0,
                       ) -> tuple[asyncio.subprocess.Process, str, int, str, str]:
-    """`jitsi-py run` on free ports; returns (process, c2s host, c2s port, cafile, http base).
+    """`jitsi-py run` on free ports; returns (process, c2s host, c2s port, cafile, admin HTTP base).
     Its stderr goes to `log` (default: a file in `tmp`). `bridge_cap`: the focus's
     max_bridge_participants (0: one bridge takes everyone)."""
     prefix = prefix or []
@@ -143,6 +143,8 @@ port = 0
 [components]
 port = 0
 [http]
+port = 0
+[admin]
 port = 0
 [bridge]
 last_n = {last_n}
@@ -168,7 +170,7 @@ max_connections = 100000
         m = re.search(r"c2s, STARTTLS\): ([\d.]+):(\d+)", line)
         if m:
             host, port = m.group(1), int(m.group(2))
-        m = re.match(r"HTTP: (https?://[\d.]+:\d+)/", line)
+        m = re.match(r"Admin HTTP.*: (https?://[\d.]+:\d+)/", line)
         if m:
             http = m.group(1)
             break
@@ -180,7 +182,7 @@ max_connections = 100000
 
 async def start_second_bridge(tmp: Path, host: str, port: int, last_n: int, log_level: str,
                               prefix: list[str]) -> tuple[asyncio.subprocess.Process, str]:
-    """`python -m bridge` as jvb2 for the stack at host:port; returns (process, http base)."""
+    """`python -m bridge` as jvb2 for the stack at host:port; returns (process, admin HTTP base)."""
     password = "jvb2-bench-secret"
     cfg = tmp / "jvb2.toml"
     cfg.write_text(f"""
@@ -195,6 +197,7 @@ xmpp_port = {port}
 username = "jvb2"
 password = "{password}"
 http_port = 0
+admin_port = 0
 """)
     # the account, in the stack's user store (its data_dir)
     add = await asyncio.create_subprocess_exec(
@@ -206,7 +209,7 @@ http_port = 0
                                                 stdout=asyncio.subprocess.PIPE, stderr=errlog)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    m = re.search(r"HTTP (https?://[\d.]+:\d+)/", line)
+    m = re.search(r"admin (https?://[\d.]+:\d+)/", line)
     if m is None:
         proc.kill()
         raise RuntimeError(f"jvb2 did not start: {line!r} {(tmp / 'jvb2.stderr').read_text()[-2000:]}")

@@ -1,8 +1,10 @@
 """`python -m bridge --config FILE`: one more bridge, in its own process, for the same focus.
 
 It logs in to the XMPP server named in [bridge] (`xmpp_host`, `xmpp_port`, `username`,
-`password`), joins the brewery, and serves its own HTTP port (health, stats, metrics and the
-bridge channel). Give each bridge its own `bridge.id`.
+`password`), joins the brewery, and serves two HTTP ports of its own: the public one (`http_listen`,
+`http_port`: health and the bridge channel participants connect to) and the admin one
+(`admin_listen`, `admin_port`: stats and metrics, which name every conference; keep it
+private). Give each bridge its own `bridge.id`.
 """
 from __future__ import annotations
 
@@ -13,40 +15,47 @@ import sys
 
 from aiohttp import web
 
-from jitsi_py.process import is_loopback, load_from_args, until_signal
+from jitsi_py.process import is_loopback, load_from_args, start_site, until_signal, warn_if_exposed
 
 
 async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
     from .bridge import Bridge
-    from .http_api import setup_bridge_http
+    from .http_api import setup_admin, setup_public
     from .xmpp_agent import BridgeAgent
 
     b = cfg.bridge
     bridge = Bridge(b, b.websocket_base)
     await bridge.start()
-    app = web.Application()
-    setup_bridge_http(app, bridge)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, b.http_listen, b.http_port)
-    await site.start()
-    host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-    if not bridge.websocket_base:
-        bridge.websocket_base = f"ws://{host}:{port}"
-    domain = cfg.server.domain.lower()
-    loopback = is_loopback(b.xmpp_host)
-    agent = BridgeAgent(bridge, f"{b.username}@auth.{domain}/{b.id}", b.password,
-                        f"jvbbrewery@internal.auth.{domain}", b.xmpp_host, b.xmpp_port,
-                        cafile=cfg.tls.cert or None, starttls=not loopback)
-    await agent.start()
-    print(f"bridge {b.id}: HTTP http://{host}:{port}/ (health /about/health), "
-          f"in jvbbrewery@internal.auth.{domain}", flush=True)
+    runners: list[web.AppRunner] = []
+    agent = None
     try:
+        public = web.Application()
+        setup_public(public, bridge)
+        runner, (host, port) = await start_site(public, b.http_listen, b.http_port)
+        runners.append(runner)
+        admin = web.Application()
+        setup_admin(admin, bridge)
+        runner, (admin_host, admin_port) = await start_site(admin, b.admin_listen, b.admin_port)
+        runners.append(runner)
+        warn_if_exposed(f"Bridge {b.id}'s admin HTTP port ([bridge] admin_listen)", b.admin_listen)
+        if not bridge.websocket_base:
+            bridge.websocket_base = f"ws://{host}:{port}"
+        domain = cfg.server.domain.lower()
+        loopback = is_loopback(b.xmpp_host)
+        agent = BridgeAgent(bridge, f"{b.username}@auth.{domain}/{b.id}", b.password,
+                            f"jvbbrewery@internal.auth.{domain}", b.xmpp_host, b.xmpp_port,
+                            cafile=cfg.tls.cert or None, starttls=not loopback)
+        await agent.start()
+        print(f"bridge {b.id}: HTTP http://{host}:{port}/ (health /about/health), "
+              f"admin http://{admin_host}:{admin_port}/ (/colibri/stats, /metrics), "
+              f"in jvbbrewery@internal.auth.{domain}", flush=True)
         await until_signal()
     finally:
-        await agent.stop()
+        if agent is not None:
+            await agent.stop()
         await bridge.stop()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,10 @@
-"""The bridge's HTTP face: health for load balancers, stats for people, metrics for Prometheus,
-and the bridge channel WebSocket. Mounted on the stack's aiohttp app, or on the bridge's own
-port when it runs alone."""
+"""The bridge's HTTP faces.
+
+The public one (the stack's web port, or a separate bridge's `http_port`) carries only what
+participants and load balancers need: the bridge channel WebSocket and a bare health check.
+Stats and metrics name every conference, meeting id and participant, so they live on the admin
+one (127.0.0.1 by default), never on a port the guests reach.
+"""
 from __future__ import annotations
 
 from aiohttp import web
@@ -67,7 +71,15 @@ async def metrics(request: web.Request) -> web.Response:
 REGISTRY = web.AppKey("bridge_metrics", CollectorRegistry)
 
 
-def setup_bridge_http(app: web.Application, bridge: Bridge) -> None:
+def setup_public(app: web.Application, bridge: Bridge) -> None:
+    """Routes for the public port: health (no figures) and the bridge channel."""
+    app[BRIDGE] = bridge
+    app.router.add_get("/about/health", health)
+    app.router.add_get("/colibri-ws/{bridge}/{conference}/{endpoint}", colibri_ws)
+
+
+def setup_admin(app: web.Application, bridge: Bridge) -> None:
+    """Routes for the admin port: health, version, stats and Prometheus metrics."""
     app[BRIDGE] = bridge
     registry = CollectorRegistry()
     registry.register(_Collector(bridge))  # type: ignore[arg-type]
@@ -76,4 +88,3 @@ def setup_bridge_http(app: web.Application, bridge: Bridge) -> None:
     app.router.add_get("/about/version", version)
     app.router.add_get("/colibri/stats", stats)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/colibri-ws/{bridge}/{conference}/{endpoint}", colibri_ws)

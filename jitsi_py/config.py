@@ -59,6 +59,9 @@ class HttpListener(Listener):
     # Serve HTTPS with the [tls] certificate (or the generated one). Browsers allow camera and
     # microphone only on https:// or http://localhost, so turn this on for any other host.
     tls: bool = False
+    # Origins (scheme://host[:port]) whose pages may use BOSH and the WebSocket besides the
+    # page's own one; "*" allows every origin. Empty: only the server's own pages.
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -149,9 +152,12 @@ class BridgeSection:
     xmpp_port: int = 5222
     username: str = "jvb"
     password: str = ""
-    # HTTP port of a separately run bridge (health, stats, bridge channel); 0 = any free port.
+    # Public HTTP port of a separately run bridge (health, bridge channel); 0 = any free port.
     http_listen: str = "127.0.0.1"
     http_port: int = 8081
+    # Its admin port (stats, metrics): keep it private; 0 = any free port.
+    admin_listen: str = "127.0.0.1"
+    admin_port: int = 8089
 
 
 @dataclass
@@ -194,6 +200,8 @@ class Config:
     c2s: Listener = field(default_factory=lambda: Listener(port=5222))
     components: Listener = field(default_factory=lambda: Listener(port=5347))
     http: HttpListener = field(default_factory=lambda: HttpListener(port=8080))
+    # Stats and metrics for the operator (bridge /colibri/stats, /metrics, XMPP /xmpp/stats).
+    admin: Listener = field(default_factory=lambda: Listener(port=8088))
     component: list[ComponentSecret] = field(default_factory=list)
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)
@@ -206,6 +214,8 @@ class Config:
 # ---- loading and validation ----------------------------------------------------------------
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# What a browser sends as Origin: scheme, host (name, IPv4 or [IPv6]) and an optional port.
+ORIGIN_RE = re.compile(r"^https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
 
 
 class ConfigError(Exception):
@@ -315,7 +325,7 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
     for i, jid in enumerate(b.focus_jids):
         if "@" not in jid or "/" in jid:
             problems.append((f"bridge.focus_jids[{i}]", f"{jid!r} is not a bare JID (user@domain)"))
-    for key in ("xmpp_port", "http_port"):
+    for key in ("xmpp_port", "http_port", "admin_port"):
         if not 0 <= getattr(b, key) <= 65535:
             problems.append((f"bridge.{key}", f"{getattr(b, key)} is out of range (allowed: 0..65535)"))
     for key in ("media_address", "public_address"):
@@ -350,10 +360,14 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
             problems.append((f"focus.{key}", f"{getattr(f, key)} is out of range (allowed: 1..65535)"))
     if not 0 < cfg.muc.server_port <= 65535:
         problems.append(("muc.server_port", f"{cfg.muc.server_port} is out of range (allowed: 1..65535)"))
-    for name in ("c2s", "components", "http"):
+    for name in ("c2s", "components", "http", "admin"):
         port = getattr(cfg, name).port
         if not 0 <= port <= 65535:
             problems.append((f"{name}.port", f"{port} is out of range (allowed: 0..65535; 0 picks a free port)"))
+    for i, origin in enumerate(cfg.http.allowed_origins):
+        if origin != "*" and not ORIGIN_RE.match(origin):
+            problems.append((f"http.allowed_origins[{i}]", f"{origin!r} is not an origin (allowed: "
+                             "scheme://host[:port] such as \"https://meet.example.org\", no path; or \"*\")"))
     if cfg.server.log_level not in LOG_LEVELS:
         problems.append(("server.log_level", f"{cfg.server.log_level!r} is not allowed (allowed: {', '.join(LOG_LEVELS)})"))
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", cfg.server.domain.lower()):

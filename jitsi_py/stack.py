@@ -1,9 +1,10 @@
 """The all-in-one stack: every component in one process on the embedded defaults.
 
 `jitsi-py run` builds a Stack from the config and starts, in order: the XMPP server (c2s,
-components, plugins), then the HTTP port carrying BOSH, WebSocket and the web client. Later
-components (MUC, focus, bridge) join here. Each part still talks to the others only through
-XMPP, exactly as when they run as separate processes.
+components, plugins), then the public HTTP port carrying BOSH, WebSocket, the web client and
+the bridge channel, and the admin HTTP port (stats, metrics; loopback by default) that guests
+must never reach. Later components (MUC, focus, bridge) join here. Each part still talks to
+the others only through XMPP, exactly as when they run as separate processes.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable
 from aiohttp import web
 
 from .config import Config, data_dir
+from .process import start_site, warn_if_exposed
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ class Stack:
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self.http_address: tuple[str, int] | None = None
+        self.admin_app: web.Application | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self.admin_address: tuple[str, int] | None = None
         self._stop = asyncio.Event()
         self._on_stop: list[Callable[[], object]] = []
 
@@ -70,17 +75,14 @@ class Stack:
             self.app = web.Application(client_max_size=cfg.limits.stanza_size + 1024)
             setup_http(self.app, self.server)
             if self.bridge is not None:
-                from bridge.http_api import setup_bridge_http
-                setup_bridge_http(self.app, self.bridge)
+                from bridge.http_api import setup_public
+                setup_public(self.app, self.bridge)
             from webclient import setup_web
             setup_web(self.app, cfg)
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, cfg.http.listen, cfg.http.port, backlog=128,
-                               ssl_context=ssl_context if cfg.http.tls else None)
-            await site.start()
-            sock = site._server.sockets[0] if site._server else None  # type: ignore[union-attr]
-            self.http_address = sock.getsockname()[:2] if sock else (cfg.http.listen, cfg.http.port)
+            self._runner, self.http_address = await start_site(
+                self.app, cfg.http.listen, cfg.http.port, ssl_context if cfg.http.tls else None)
+        if cfg.admin.enabled:
+            await self._start_admin()
         if self.bridge is not None:
             await self._start_bridge_agent()
         if cfg.focus.enabled:
@@ -90,6 +92,19 @@ class Stack:
         # (bench/large_conference.py measured them as the p99 latency tail at 200 participants).
         gc.collect()
         gc.freeze()
+
+    async def _start_admin(self) -> None:
+        from xmpp_plugins.http import BOSH_MANAGER, setup_admin_http
+
+        cfg = self.cfg
+        assert self.server is not None
+        self.admin_app = web.Application()
+        setup_admin_http(self.admin_app, self.server, self.app.get(BOSH_MANAGER) if self.app is not None else None)
+        if self.bridge is not None:
+            from bridge.http_api import setup_admin
+            setup_admin(self.admin_app, self.bridge)
+        self._admin_runner, self.admin_address = await start_site(self.admin_app, cfg.admin.listen, cfg.admin.port)
+        warn_if_exposed("The admin HTTP port ([admin] listen)", cfg.admin.listen)
 
     async def _start_focus(self) -> None:
         from jicofo_py.focus import Focus
@@ -124,6 +139,7 @@ class Stack:
             f"jvbbrewery@internal.auth.{domain}", self.server.c2s_address[0], self.server.c2s_address[1],
             cafile=None if cfg.tls.cert else str(self.cert_path))
         await self.bridge_agent.start()
+
     def listening(self) -> list[str]:
         lines = [f"XMPP domain: {self.cfg.server.domain} (data in {self.data_dir})"]
         srv = self.server
@@ -146,6 +162,10 @@ class Stack:
             base = f"{scheme}://{host}:{port}"
             lines.append(f"HTTP: {base}/ (BOSH {base}/http-bind, WebSocket {'wss' if self.cfg.http.tls else 'ws'}"
                          f"://{host}:{port}/xmpp-websocket)")
+        if self.admin_address:
+            host, port = self.admin_address
+            what = "/colibri/stats, /metrics, " if self.bridge is not None else ""
+            lines.append(f"Admin HTTP (keep private): http://{host}:{port}/ ({what}/xmpp/stats)")
         return lines
 
     def request_stop(self) -> None:
@@ -172,6 +192,10 @@ class Stack:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
         if self.users is not None:
             self.users.close()
             self.users = None
+

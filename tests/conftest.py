@@ -35,6 +35,7 @@ def make_config(**overrides: Any) -> Config:
     cfg.c2s.port = 0
     cfg.components.port = 0
     cfg.http.port = 0
+    cfg.admin.port = 0
     cfg.auth.scram_iterations = 4096
     for key, value in overrides.items():
         section, _, name = key.partition("__")
@@ -233,6 +234,8 @@ class BridgeProcess:
         self.dir = tmp_path / bridge_id
         self.id = bridge_id
         self.proc: asyncio.subprocess.Process | None = None
+        self.http_base = ""  # its public port (health, bridge channel), as it printed it
+        self.admin_base = ""  # its admin port (stats, metrics)
 
     async def start(self, timeout: float = 30.0) -> "BridgeProcess":
         self.stack.users.add(self.id, "auth.localhost", f"{self.id}-secret")
@@ -250,6 +253,7 @@ xmpp_port = {port}
 username = "{self.id}"
 password = "{self.id}-secret"
 http_port = 0
+admin_port = 0
 """ + "".join(f"{key} = {value!r}\n" for key, value in self.bridge.items()))
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bridge", "--config", str(cfg), stdout=asyncio.subprocess.PIPE,
@@ -257,6 +261,8 @@ http_port = 0
         assert self.proc.stdout is not None and self.proc.stderr is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         assert f"bridge {self.id}".encode() in line, line + await self.proc.stderr.read(2000)
+        self.http_base = re.search(rb"HTTP (http://[^ ]+:\d+)/", line).group(1).decode()  # type: ignore[union-attr]
+        self.admin_base = re.search(rb"admin (http://[^ ]+:\d+)/", line).group(1).decode()  # type: ignore[union-attr]
         selector = self.stack.focus.selector
         await until(lambda: any(j.endswith("/" + self.id) for j in selector.bridges), 15,
                     f"bridge {self.id} in the brewery")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Optional
+from typing import Mapping, Optional
 
 import aiohttp
 from lxml import etree
@@ -27,16 +27,21 @@ def q(ns: str, name: str) -> str:
 
 
 class WebSocketClient:
-    def __init__(self, url: str, domain: str = "localhost") -> None:
+    def __init__(self, url: str, domain: str = "localhost", origin: Optional[str] = None) -> None:
         self.url = url
         self.domain = domain
+        self.origin = origin  # sent as a browser would (None: none, as a non-browser client)
         self.session: Optional[aiohttp.ClientSession] = None
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self.jid: Optional[str] = None
 
     async def connect(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.ws = await self.session.ws_connect(self.url, protocols=("xmpp",))
+        try:
+            self.ws = await self.session.ws_connect(self.url, protocols=("xmpp",), origin=self.origin)
+        except BaseException:
+            await self.session.close()
+            raise
         assert self.ws.protocol == "xmpp", "server must echo the xmpp subprotocol"
 
     async def send_raw(self, text: str) -> None:
@@ -91,10 +96,12 @@ class WebSocketClient:
 
 
 class BoshClient:
-    def __init__(self, url: str, domain: str = "localhost", wait: int = 5) -> None:
+    def __init__(self, url: str, domain: str = "localhost", wait: int = 5, origin: Optional[str] = None) -> None:
         self.url = url
         self.domain = domain
         self.wait = wait
+        self.origin = origin
+        self.last_headers: Optional[Mapping[str, str]] = None  # of the latest response
         self.rid = 1000
         self.sid: Optional[str] = None
         self.http: Optional[aiohttp.ClientSession] = None
@@ -112,7 +119,11 @@ class BoshClient:
         a.update(attrs)
         attr_text = " ".join(f'{k}="{v}"' for k, v in a.items())
         data = f"<body {attr_text} xmlns:xmpp='{XBOSH}'>{inner}</body>"
-        async with self.http.post(self.url, data=data.encode(), headers={"Content-Type": "text/xml"}) as resp:
+        headers = {"Content-Type": "text/xml"}
+        if self.origin is not None:
+            headers["Origin"] = self.origin
+        async with self.http.post(self.url, data=data.encode(), headers=headers) as resp:
+            self.last_headers = resp.headers
             raw = await resp.read()
             body = etree.fromstring(raw)
             body.set("_status", str(resp.status))

@@ -248,10 +248,10 @@ async def bridge_http(bridge):
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
-    from bridge.http_api import setup_bridge_http
+    from bridge.http_api import setup_public
 
     app = web.Application()
-    setup_bridge_http(app, bridge)
+    setup_public(app, bridge)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     bridge.websocket_base = str(server.make_url("")).replace("http://", "ws://")

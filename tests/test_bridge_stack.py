@@ -93,15 +93,16 @@ async def test_bridge_in_brewery_serves_colibri2_http_and_channel(stack, clients
         await bad.send(timeout=10)
     assert exc.value.condition == "bad-request"
 
-    # HTTP: health, stats, metrics
+    # HTTP: health on the public port; stats and metrics on the admin port
     host, port = stack.http_address
+    admin = "http://%s:%d" % stack.admin_address
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://{host}:{port}/about/health") as r:
             assert r.status == 200
-        async with http.get(f"http://{host}:{port}/colibri/stats") as r:
+        async with http.get(f"{admin}/colibri/stats") as r:
             body = await r.json()
             assert body["conferences"] == 1 and body["endpoints"] == 2
-        async with http.get(f"http://{host}:{port}/metrics") as r:
+        async with http.get(f"{admin}/metrics") as r:
             text = await r.text()
             assert "jitsi_bridge_endpoints 2.0" in text
             assert "jitsi_bridge_relays 0.0" in text and "jitsi_bridge_padding_dropped_total 0.0" in text

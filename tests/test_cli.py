@@ -56,6 +56,9 @@ def good(tmp_path) -> Path:
 
         [http]
         port = 0
+
+        [admin]
+        port = 0
     """)
 
 
@@ -156,9 +159,11 @@ async def test_run_listens_and_stops_cleanly_on_sigterm(env, good, tmp_path):
         c2s = await asyncio.wait_for(_read_until(proc.stdout, r"c2s.*: 127\.0\.0\.1:(\d+)$", seen), TIMEOUT)
         comp = await asyncio.wait_for(_read_until(proc.stdout, r"components.*: 127\.0\.0\.1:(\d+)$", seen), TIMEOUT)
         http = await asyncio.wait_for(_read_until(proc.stdout, r"HTTP: http://127\.0\.0\.1:(\d+)/", seen), TIMEOUT)
+        admin = await asyncio.wait_for(_read_until(proc.stdout, r"Admin HTTP.*: http://127\.0\.0\.1:(\d+)/", seen),
+                                       TIMEOUT)
         assert any(f"(data in {tmp_path / 'data'})" in line for line in seen), seen
-        ports = [int(m.group(1)) for m in (c2s, comp, http)]
-        assert all(p > 0 for p in ports) and len(set(ports)) == 3  # port 0 became real, distinct ports
+        ports = [int(m.group(1)) for m in (c2s, comp, http, admin)]
+        assert all(p > 0 for p in ports) and len(set(ports)) == 4  # port 0 became real, distinct ports
 
         # It really serves there: an XMPP stream header gets a stream back, BOSH answers over HTTP.
         reader, writer = await asyncio.open_connection("127.0.0.1", ports[0])
@@ -172,6 +177,11 @@ async def test_run_listens_and_stops_cleanly_on_sigterm(env, good, tmp_path):
             async with http_session.get(f"http://127.0.0.1:{ports[2]}/http-bind") as resp:
                 assert resp.status == 200
                 assert "BOSH" in await resp.text()
+            # the bridge's stats answer on the admin port only
+            async with http_session.get(f"http://127.0.0.1:{ports[3]}/colibri/stats") as resp:
+                assert resp.status == 200 and (await resp.json())["conferences"] == 0
+            async with http_session.get(f"http://127.0.0.1:{ports[2]}/colibri/stats") as resp:
+                assert resp.status == 404
 
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), TIMEOUT)
@@ -196,6 +206,8 @@ def test_run_reports_a_port_in_use_without_traceback(env, tmp_path):
             [components]
             port = 0
             [http]
+            port = 0
+            [admin]
             port = 0
         """)
         result = jitsi_py(env, "run", "--config", path)

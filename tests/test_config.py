@@ -39,6 +39,9 @@ def test_example_file_loads_and_equals_the_defaults():
     assert (cfg.c2s.listen, cfg.c2s.port, cfg.c2s.enabled) == ("127.0.0.1", 5222, True)
     assert cfg.components.port == 5347
     assert cfg.http.port == 8080
+    assert cfg.http.allowed_origins == []
+    assert (cfg.admin.listen, cfg.admin.port, cfg.admin.enabled) == ("127.0.0.1", 8088, True)
+    assert (cfg.bridge.http_port, cfg.bridge.admin_listen, cfg.bridge.admin_port) == (8081, "127.0.0.1", 8089)
     assert cfg.component == []
     assert cfg.auth.anonymous is True
     assert cfg.limits.stanza_size == 256 * 1024
@@ -116,6 +119,13 @@ def test_values_are_read(tmp_path):
         [limits]
         auth_timeout = 5     # an integer is accepted for a number of seconds
 
+        [http]
+        allowed_origins = ["https://meet.example.org", "http://[::1]:8080", "*"]
+
+        [admin]
+        listen = "10.0.0.5"
+        port = 9000
+
         [[component]]
         domain = "conference.meet.example.org"
         secret = "s1"
@@ -131,6 +141,8 @@ def test_values_are_read(tmp_path):
     assert cfg.limits.auth_timeout == 5.0 and isinstance(cfg.limits.auth_timeout, float)
     assert cfg.component == [ComponentSecret("conference.meet.example.org", "s1"),
                              ComponentSecret("focus.meet.example.org", "s2")]
+    assert cfg.http.allowed_origins == ["https://meet.example.org", "http://[::1]:8080", "*"]
+    assert cfg.admin == Listener(listen="10.0.0.5", port=9000, enabled=True)
     assert cfg.http.port == 8080  # untouched sections keep their defaults
 
 
@@ -192,6 +204,24 @@ MISTAKES = [
         [http]
         port = 70000
      """, 2, "http.port", ["70000 is out of range", "0..65535"], id="port-range"),
+    pytest.param("""
+        [admin]
+        port = 65536
+     """, 2, "admin.port", ["65536 is out of range", "0..65535"], id="admin-port-range"),
+    pytest.param("""
+        [bridge]
+        admin_port = 70000
+     """, 2, "bridge.admin_port", ["70000 is out of range", "0..65535"], id="bridge-admin-port-range"),
+    pytest.param("""
+        [http]
+        port = 8080
+        allowed_origins = ["https://meet.example.org", "meet.example.org/path"]
+     """, 3, "http.allowed_origins[1]", ["'meet.example.org/path' is not an origin",
+                                         "scheme://host[:port]"], id="allowed-origin"),
+    pytest.param("""
+        [http]
+        allowed_origins = "https://meet.example.org"
+     """, 2, "http.allowed_origins", ["must be an array of strings"], id="allowed-origins-not-list"),
     pytest.param("""
         [components]
         port = -1

@@ -202,9 +202,9 @@ async def test_routes_and_config(stack):
             assert f'"ws://{stack.http_address[0]}:{stack.http_address[1]}/xmpp-websocket"' in text
         async with http.get(f"{base}/static/js/room.js") as r:
             assert r.status == 200 and "javascript" in r.content_type
-        # the other services' top-level paths are not rooms
+        # the other services' top-level paths are not rooms (metrics live on the admin port)
         async with http.get(f"{base}/metrics") as r:
-            assert r.status == 200 and "jitsi_bridge_endpoints" in await r.text()
+            assert r.status == 404 and 'id="prejoin"' not in await r.text()
         async with http.get(f"{base}/about/health") as r:
             assert r.status == 200
         async with http.get(f"{base}/http-bind") as r:
@@ -778,7 +778,8 @@ async def test_bridge_estimates_chromium_bandwidth_with_transport_cc(stack, brow
 
     async def endpoints() -> list[dict]:
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"{base_url(stack)}/colibri/stats?conferences=true&endpoints=true") as r:
+            async with http.get("http://%s:%d/colibri/stats?conferences=true&endpoints=true"
+                                % stack.admin_address) as r:
                 body = await r.json()
         return [ep for c in body.get("conference_list", []) for ep in c.get("endpoint_list", [])]
 

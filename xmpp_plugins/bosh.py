@@ -20,6 +20,7 @@ from lxml import etree
 from . import ns
 from .c2s_session import C2SSession, Transport
 from .errors import StreamError
+from .origin import ORIGIN_POLICY
 from .stanza import normalize
 from .websocket import serialize_standalone
 from .xmlstream import parse_document, serialize
@@ -33,8 +34,9 @@ BODY = ns.q(ns.BOSH, "body")
 RESTART = ns.q(ns.XBOSH, "restart")
 VERSION = ns.q(ns.XBOSH, "version")
 RID_WINDOW = 5
+# CORS for the pages the origin policy allows (xmpp_plugins/origin.py): their Origin is echoed,
+# so a page from anywhere else cannot read our answers.
 CORS = {
-    "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type",
     "Access-Control-Max-Age": "86400",
@@ -56,8 +58,7 @@ def body_bytes(attrs: dict[str, str], payload: list[bytes], extra_ns: bool = Fal
 
 def http_error(status: int, condition: str, text: str = "") -> web.Response:
     data = body_bytes({"type": "terminate", "condition": condition}, [])
-    return web.Response(status=status, body=data, content_type="text/xml", headers=CORS,
-                        reason=text or None)
+    return web.Response(status=status, body=data, content_type="text/xml", reason=text or None)
 
 
 class BoshSession(Transport):
@@ -241,11 +242,22 @@ class BoshManager:
             sess.session.on_connection_lost()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        origins = request.app[ORIGIN_POLICY]
+        if not origins.permits(request):
+            return origins.refuse(request, "BOSH request")
+        response = await self._handle(request)
+        origin = request.headers.get("Origin")
+        response.headers["Vary"] = "Origin"
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.update(CORS)
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
-            return web.Response(headers=CORS)
+            return web.Response()
         if request.method == "GET":
-            return web.Response(text="This is an XMPP BOSH endpoint (XEP-0124/XEP-0206). POST to it.\n",
-                                headers=CORS)
+            return web.Response(text="This is an XMPP BOSH endpoint (XEP-0124/XEP-0206). POST to it.\n")
         limits = self.server.cfg.limits
         if (request.content_length or 0) > limits.stanza_size:
             return http_error(413, "policy-violation", "Request too large")
@@ -294,7 +306,7 @@ class BoshManager:
 
     @staticmethod
     def _reply(data: bytes) -> web.Response:
-        return web.Response(body=data, content_type="text/xml", charset="utf-8", headers=CORS)
+        return web.Response(body=data, content_type="text/xml", charset="utf-8")
 
     async def _create(self, request: web.Request, body: etree._Element, rid: int) -> web.StreamResponse:
         server = self.server

@@ -127,7 +127,11 @@ class WebSocketTransport(Transport):
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     from .http import XMPP_SERVER
+    from .origin import ORIGIN_POLICY
     server = request.app[XMPP_SERVER]
+    origins = request.app[ORIGIN_POLICY]
+    if not origins.permits(request):
+        return origins.refuse(request, "XMPP WebSocket")
     ws = web.WebSocketResponse(protocols=("xmpp",), max_msg_size=server.cfg.limits.stanza_size,
                                heartbeat=55.0)
     if not ws.can_prepare(request).ok:
