@@ -295,3 +295,42 @@ async def test_meeting_id_is_not_shown_to_outsiders(call, guest):
     assert meeting_id(stack) not in str(info)
     assert "meetingId" not in str(info)
     await media_keeps_flowing(a, b)
+
+
+# ---- 1: stats on the public port; 5: a foreign page's WebSocket ----------------------------------
+
+async def test_public_port_tells_nothing_about_conferences(call):
+    import aiohttp
+    stack, a, b = call
+    host, port = stack.http_address
+    secrets_ = (ROOM, meeting_id(stack), a.nick, b.nick)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/colibri/stats?conferences=true&endpoints=true", "/metrics", "/about/version",
+                     "/about/health"):
+            async with http.get(f"http://{host}:{port}{path}") as r:
+                body = await r.text()
+                assert r.status == (200 if path == "/about/health" else 404), (path, r.status)
+                assert not any(s in body for s in secrets_), (path, body[:200])
+        # the operator still has them, on the admin listener (loopback only)
+        ahost, aport = stack.admin_address
+        async with http.get(f"http://{ahost}:{aport}/colibri/stats?conferences=true&endpoints=true") as r:
+            assert r.status == 200 and meeting_id(stack) in await r.text()
+    await media_keeps_flowing(a, b)
+
+
+async def test_foreign_page_cannot_open_xmpp_websocket_or_bosh(call):
+    import aiohttp
+    stack, a, b = call
+    host, port = stack.http_address
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await http.ws_connect(f"http://{host}:{port}/xmpp-websocket", protocols=("xmpp",),
+                                  headers={"Origin": "https://evil.example"})
+        assert exc.value.status == 403
+        body = ("<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='localhost' wait='5' hold='1' "
+                "ver='1.6' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'/>")
+        async with http.post(f"http://{host}:{port}/http-bind", data=body,
+                             headers={"Origin": "https://evil.example", "Content-Type": "text/xml"}) as r:
+            assert r.status == 403
+            assert "Access-Control-Allow-Origin" not in r.headers
+    await media_keeps_flowing(a, b)
