@@ -50,7 +50,8 @@ class Server:
         self.account_hosts = {self.domain, self.auth_domain}
         self.unlimited_hosts = {self.auth_domain}
         self.router = Router(self)
-        self.connections = ConnectionLimiter(cfg.limits.max_connections, cfg.limits.connections_per_ip)
+        self.connections = ConnectionLimiter(cfg.limits.max_connections, cfg.limits.connections_per_ip,
+                                             cfg.limits.unauthenticated_per_ip)
         self.auth_failures = RateCounter(cfg.limits.auth_failures_per_minute)
         self.anonymous_signins = RateCounter(cfg.limits.anonymous_sessions_per_minute)
         self.disco_features: set[str] = set()
