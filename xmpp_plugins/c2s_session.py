@@ -90,6 +90,7 @@ class C2SSession:
         limits = server.cfg.limits
         self._byte_rate = TokenBucket(limits.c2s_rate, limits.c2s_burst)
         self._stanza_rate = TokenBucket(limits.c2s_stanza_rate, limits.c2s_stanza_burst)
+        self.throttled = 0  # times reading was paused for a rate limit (stats, tests)
         self._auth_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             limits.auth_timeout, self._auth_timeout)
 
@@ -328,6 +329,7 @@ class C2SSession:
         if not self._exempt() and not self._stanza_rate.take():
             if self._stanza_rate.tokens < -self._stanza_rate.burst:
                 raise StreamError("policy-violation", "Too many stanzas, slow down")
+            self.throttled += 1
             self.transport.pause_reading(self._stanza_rate.wait_time())
         assert self.jid is not None
         try:
@@ -352,6 +354,7 @@ class C2SSession:
         """Count `n` bytes read from the client; the seconds its transport should stop reading."""
         if self._exempt() or self._byte_rate.take(n):
             return 0.0
+        self.throttled += 1
         return self._byte_rate.wait_time()
 
     # ---- writes ----------------------------------------------------------------------------

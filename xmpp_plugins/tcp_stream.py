@@ -212,11 +212,20 @@ class StreamProtocol(asyncio.Protocol, Transport):
         return False
 
     def pause_reading(self, seconds: float) -> None:
-        if self._paused or self._t is None or self._closing or seconds <= 0:
+        """Stop reading for `seconds`; a longer pause asked for while paused extends it (the
+        stanzas of one read each add to the debt)."""
+        if self._t is None or self._closing or seconds <= 0:
             return
-        self._paused = True
-        self._t.pause_reading()
-        self._resume_handle = asyncio.get_running_loop().call_later(seconds, self._resume)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if self._resume_handle is not None:
+            if until <= self._resume_handle.when():
+                return
+            self._resume_handle.cancel()
+        if not self._paused:
+            self._paused = True
+            self._t.pause_reading()
+        self._resume_handle = loop.call_at(until, self._resume)
 
     def _resume(self) -> None:
         self._resume_handle = None
