@@ -329,7 +329,7 @@ class C2SSession:
         if not self._exempt() and not self._stanza_rate.take():
             if self._stanza_rate.tokens < -self._stanza_rate.burst:
                 raise StreamError("policy-violation", "Too many stanzas, slow down")
-            self.throttled += 1
+            self._note_throttled("stanza")
             self.transport.pause_reading(self._stanza_rate.wait_time())
         assert self.jid is not None
         try:
@@ -354,8 +354,13 @@ class C2SSession:
         """Count `n` bytes read from the client; the seconds its transport should stop reading."""
         if self._exempt() or self._byte_rate.take(n):
             return 0.0
-        self.throttled += 1
+        self._note_throttled("byte")
         return self._byte_rate.wait_time()
+
+    def _note_throttled(self, which: str) -> None:
+        if not self.throttled:  # once per session: a flood would otherwise flood the log
+            log.info("throttling %s: over its %s rate", self.jid or self.transport.peer_ip, which)
+        self.throttled += 1
 
     # ---- writes ----------------------------------------------------------------------------
     def deliver(self, el: etree._Element) -> None:
