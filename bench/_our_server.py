@@ -8,9 +8,10 @@ SIGTERM/SIGINT, when it stops the server cleanly and exits. Loopback only.
 The MUC lets anyone create rooms (`muc.create_rooms = "anyone"`, not the default "admins"):
 the load client creates its room itself, as it does on Prosody, with no focus running.
 
-Per-address limits (anonymous sign-ins per minute, connections per address) are lifted: a load
-test opens hundreds of anonymous sessions from 127.0.0.1, and the Prosody it is compared with
-runs without mod_limits. Logging is at WARNING, as the Prosody side logs warnings only.
+Per-address limits (anonymous sign-ins per minute, connections per address, unauthenticated
+connections per address) and the per-connection byte and stanza rates are lifted: a load test
+opens hundreds of anonymous sessions from 127.0.0.1 and sends as fast as the server takes it, and
+the Prosody it is compared with runs without mod_limits. Logging is at WARNING, as the Prosody side logs warnings only.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def build_config(host: str, port: int) -> Config:
     cfg.limits.anonymous_sessions_per_minute = 0
     cfg.limits.connections_per_ip = 1_000_000
     cfg.limits.max_connections = 1_000_000
+    cfg.limits.unauthenticated_per_ip = 0  # no cap of its own
+    cfg.limits.c2s_rate = 0
+    cfg.limits.c2s_stanza_rate = 0
     return cfg
 
 

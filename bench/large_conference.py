@@ -154,6 +154,7 @@ max_bridge_stress = 100.0
 [limits]
 anonymous_sessions_per_minute = 0
 connections_per_ip = 100000
+unauthenticated_per_ip = 100000
 max_connections = 100000
 """)
     errpath = Path(log) if log else tmp / "stack.stderr"

@@ -76,13 +76,21 @@ class LimitsSection:
     stanza_size: int = 256 * 1024
     component_stanza_size: int = 512 * 1024
     max_depth: int = 32
-    auth_timeout: float = 300.0
-    # Bytes/s a c2s session may send before reads are paused; 0 = unlimited.
-    c2s_rate: int = 0
-    # Stanzas/s a c2s session may send; above 10x this within a second the stream is closed.
-    c2s_stanza_rate: int = 0
+    # Seconds a connection (c2s, WebSocket, BOSH, component) has to authenticate.
+    auth_timeout: float = 30.0
+    # Bytes/s a client connection may send before reading from it is paused; 0 = unlimited.
+    # 10 kB/s as Prosody recommends; the burst lets a browser's Jingle session-accept through.
+    c2s_rate: int = 10_240
+    c2s_burst: int = 64 * 1024
+    # Stanzas/s a client may send; above that reading pauses, and a client that has sent
+    # `c2s_stanza_burst` more than its share anyway (pipelined) is closed. 0 = unlimited.
+    c2s_stanza_rate: int = 20
+    c2s_stanza_burst: int = 200
     max_connections: int = 10_000
-    connections_per_ip: int = 200
+    # All connections from one address (hundreds of people behind one NAT are normal) ...
+    connections_per_ip: int = 1000
+    # ... and those of them not yet authenticated (half-open sockets).
+    unauthenticated_per_ip: int = 20
     # Bytes queued towards one peer before it is disconnected as a slow reader.
     outgoing_queue: int = 4 * 1024 * 1024
     auth_failures_per_minute: int = 10
@@ -377,6 +385,11 @@ def _check(cfg: "Config", base: Path, problems: list[tuple[str, str]]) -> None:
     for f in dataclasses.fields(cfg.limits):
         if getattr(cfg.limits, f.name) < 0:
             problems.append((f"limits.{f.name}", "must not be negative"))
+    if cfg.limits.auth_timeout == 0:
+        problems.append(("limits.auth_timeout", "must be more than 0 seconds"))
+    for rate, burst in (("c2s_rate", "c2s_burst"), ("c2s_stanza_rate", "c2s_stanza_burst")):
+        if getattr(cfg.limits, rate) > 0 and getattr(cfg.limits, burst) == 0:
+            problems.append((f"limits.{burst}", f"must be more than 0 while limits.{rate} is on"))
     for key in ("cert", "key"):
         value = getattr(cfg.tls, key)
         if value and not (base / Path(value).expanduser()).is_file():

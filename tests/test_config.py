@@ -239,6 +239,16 @@ MISTAKES = [
         max_depth = -5
      """, 2, "limits.max_depth", ["must not be negative"], id="negative-limit"),
     pytest.param("""
+        [limits]
+        auth_timeout = 0
+     """, 2, "limits.auth_timeout", ["must be more than 0 seconds"], id="auth-timeout-zero"),
+    pytest.param("""
+        [limits]
+        c2s_stanza_rate = 20
+        c2s_stanza_burst = 0
+     """, 3, "limits.c2s_stanza_burst", ["must be more than 0 while limits.c2s_stanza_rate is on"],
+                 id="rate-without-burst"),
+    pytest.param("""
         [auth]
         scram_iterations = 1000
      """, 2, "auth.scram_iterations", ["1000 is too low", "4096 or more"], id="scram-iterations"),

@@ -119,7 +119,8 @@ async def test_nesting_too_deep(xmpp_server, clients):
 
 
 async def test_stanza_flood(xmpp_server, clients):
-    srv = await xmpp_server(limits__c2s_stanza_rate=5)  # burst of 50, then 5/s
+    # burst of 50, then 5/s; 50 more than that, sent without waiting, close the stream
+    srv = await xmpp_server(limits__c2s_stanza_rate=5, limits__c2s_stanza_burst=50)
     bystander = await clients.connect(srv, plugins=("xep_0199",))
     raw = await RawClient.connect(srv.c2s_address)
     jid = await raw.login_anonymous()
@@ -170,7 +171,8 @@ async def test_connections_per_address_capped(xmpp_server, clients):
 
 
 async def test_reader_that_stops_reading_is_disconnected(xmpp_server, clients):
-    srv = await xmpp_server(limits__outgoing_queue=64 * 1024)
+    # the sender's rates are off: it must outrun a reader, which the default rates would prevent
+    srv = await xmpp_server(limits__outgoing_queue=64 * 1024, limits__c2s_rate=0, limits__c2s_stanza_rate=0)
     sender = await clients.connect(srv, plugins=("xep_0199",))
     raw = await RawClient.connect(srv.c2s_address)
     jid = await raw.login_anonymous()

@@ -4,7 +4,9 @@ A BOSH session is a C2SSession whose transport is a series of HTTP requests. The
 up to `hold` requests open (each at most `wait` seconds) and answers the oldest one as soon as
 there is something to send. Requests are processed strictly in `rid` order; a retransmitted
 rid gets the same answer again. A session with no request for `inactivity` seconds ends, just
-as a TCP session ends when its socket closes.
+as a TCP session ends when its socket closes. A client over its byte or stanza rate has its next
+request that carries stanzas wait before it is processed; empty polls are never held back, so
+what the server has for the client is not delayed.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from lxml import etree
 from . import ns
 from .c2s_session import C2SSession, Transport
 from .errors import StreamError
+from .limits import ConnectionRefused, ConnectionSlot
 from .origin import ORIGIN_POLICY
 from .stanza import normalize
 from .websocket import serialize_standalone
@@ -81,6 +84,8 @@ class BoshSession(Transport):
         self.rid_ready = asyncio.Condition()
         self.terminated: StreamError | None | bool = False
         self.inactivity_timer: asyncio.TimerHandle | None = None
+        self._resume_at = 0.0  # loop time before which no request with stanzas is processed
+        self.slot: ConnectionSlot | None = None
         self.session = C2SSession(self.server, self)
 
     # Transport
@@ -97,6 +102,19 @@ class BoshSession(Transport):
 
     def queued_bytes(self) -> int:
         return self.pending_bytes
+
+    def pause_reading(self, seconds: float) -> None:
+        if seconds > 0:
+            self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + seconds)
+
+    async def throttle(self, size: int, body: etree._Element) -> None:
+        """Charge a request's bytes; one carrying stanzas waits out any rate debt first."""
+        self.pause_reading(self.session.charge_bytes(size))
+        if len(body) == 0 and body.get(RESTART) != "true":
+            return
+        delay = self._resume_at - asyncio.get_running_loop().time()
+        if delay > 0 and self.terminated is False:
+            await asyncio.sleep(delay)
 
     def close(self, error: StreamError | None = None) -> None:
         if self.terminated is not False:
@@ -237,7 +255,8 @@ class BoshManager:
         if self.sessions.get(sess.sid) is sess:
             del self.sessions[sess.sid]
             sess.touch()
-            self.server.connections.release(sess.peer_ip)
+            if sess.slot is not None:
+                sess.slot.release()
             self.server.untrack_connection(sess)
             sess.session.on_connection_lost()
 
@@ -297,6 +316,9 @@ class BoshManager:
             sess.close(StreamError("policy-violation", "XML stanza is too big"))
             return self._reply(sess.terminate_body())
         try:
+            await sess.throttle(len(data), body)
+            if sess.terminated is not False and self.sessions.get(sid) is not sess:
+                return self._reply(sess.terminate_body())  # ended while the request waited
             out = await sess.handle(rid, body)
         except LookupError:
             sess.close(StreamError("policy-violation", "Bad rid"))
@@ -314,18 +336,22 @@ class BoshManager:
         if to not in server.hosts:
             return self._reply(body_bytes({"type": "terminate", "condition": "host-unknown"}, []))
         peer_ip = request.remote or ""
-        refused = server.connections.acquire(peer_ip)
-        if refused:
-            return self._reply(body_bytes({"type": "terminate", "condition": "policy-violation"}, []))
         cfg = server.cfg.bosh
         try:
             wait = max(1.0, min(float(body.get("wait", cfg.max_wait)), cfg.max_wait))
             hold = max(1, min(int(body.get("hold", "1")), cfg.max_requests - 1))
         except ValueError:
-            server.connections.release(peer_ip)
             return http_error(400, "bad-request", "Bad wait or hold")
+        try:
+            slot = server.connections.acquire(peer_ip)
+        except ConnectionRefused as exc:
+            log.warning("refusing BOSH session from %s: %s", peer_ip, exc)
+            response = http_error(429 if exc.per_address else 503, "policy-violation", str(exc))
+            response.headers["Retry-After"] = "10"
+            return response
         sid = secrets.token_hex(16)
         sess = BoshSession(self, sid, peer_ip, request.secure, wait, hold, rid)
+        sess.slot = slot
         self.sessions[sid] = sess
         server.track_connection(sess)
         try:

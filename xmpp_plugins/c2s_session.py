@@ -18,7 +18,7 @@ from lxml import etree
 
 from . import ns
 from .errors import StanzaError, StreamError
-from .limits import TokenBucket, is_loopback
+from .limits import ConnectionSlot, TokenBucket, is_loopback
 from .sasl import Mechanism, SaslFailure, make_mechanism, mechanism_names
 from .stanza import JID, STANZA_NAMES, Stanza, make_error, make_result
 
@@ -36,6 +36,7 @@ class Transport:
     kind = "abstract"
     peer_ip = ""
     secure = False
+    slot: ConnectionSlot | None = None  # its place in the per-address counts, once admitted
 
     def open_stream(self, stream_id: str, from_: str) -> None:
         raise NotImplementedError
@@ -60,7 +61,11 @@ class Transport:
         return 0
 
     def pause_reading(self, seconds: float) -> None:
-        """Throttle: stop reading for a while (byte-rate limit)."""
+        """Throttle: read nothing more from the client for `seconds` (rate limits).
+
+        Reading can stop between reads only: what was already read is still processed, which
+        is why the session closes a client whose stanza debt grows past the burst anyway.
+        """
 
 
 class C2SSession:
@@ -83,7 +88,9 @@ class C2SSession:
         self._mech: Mechanism | None = None
         self._sasl_failures = 0
         limits = server.cfg.limits
-        self._stanza_rate = TokenBucket(limits.c2s_stanza_rate, limits.c2s_stanza_rate * 10)
+        self._byte_rate = TokenBucket(limits.c2s_rate, limits.c2s_burst)
+        self._stanza_rate = TokenBucket(limits.c2s_stanza_rate, limits.c2s_stanza_burst)
+        self.throttled = 0  # times reading was paused for a rate limit (stats, tests)
         self._auth_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             limits.auth_timeout, self._auth_timeout)
 
@@ -265,6 +272,8 @@ class C2SSession:
         if res.anonymous:
             self.server.anonymous_signins.hit(self.transport.peer_ip)
         self.auth = (res.username, res.host, res.anonymous)
+        if self.transport.slot is not None:
+            self.transport.slot.authenticate()  # no longer counts as a half-open connection
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
@@ -317,8 +326,11 @@ class C2SSession:
         tag = el.tag
         if tag not in STANZA_NAMES:
             raise StreamError("unsupported-stanza-type", f"Unexpected element {etree.QName(tag).localname}")
-        if not self._stanza_rate.take() and not self._exempt():
-            raise StreamError("policy-violation", "Too many stanzas, slow down")
+        if not self._exempt() and not self._stanza_rate.take():
+            if self._stanza_rate.tokens < -self._stanza_rate.burst:
+                raise StreamError("policy-violation", "Too many stanzas, slow down")
+            self._note_throttled("stanza")
+            self.transport.pause_reading(self._stanza_rate.wait_time())
         assert self.jid is not None
         try:
             stanza = Stanza.parse(el)
@@ -337,6 +349,18 @@ class C2SSession:
 
     def _exempt(self) -> bool:
         return self.auth is not None and self.auth[1] in self.server.unlimited_hosts
+
+    def charge_bytes(self, n: int) -> float:
+        """Count `n` bytes read from the client; the seconds its transport should stop reading."""
+        if self._exempt() or self._byte_rate.take(n):
+            return 0.0
+        self._note_throttled("byte")
+        return self._byte_rate.wait_time()
+
+    def _note_throttled(self, which: str) -> None:
+        if not self.throttled:  # once per session: a flood would otherwise flood the log
+            log.info("throttling %s: over its %s rate", self.jid or self.transport.peer_ip, which)
+        self.throttled += 1
 
     # ---- writes ----------------------------------------------------------------------------
     def deliver(self, el: etree._Element) -> None:

@@ -6,6 +6,7 @@ its stream, and it may send only from that domain (or a subdomain of it).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -35,6 +36,8 @@ class ComponentSession:
         self.domain: str | None = None
         self.authenticated = False
         self.closed = False
+        self._auth_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server.cfg.limits.auth_timeout, self._auth_timeout)
 
     # events from the transport
     def on_open(self, attrs: dict[str, str]) -> None:
@@ -75,6 +78,9 @@ class ComponentSession:
 
     def on_connection_lost(self) -> None:
         self.closed = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
         if self.authenticated and self.domain:
             self.server.router.unregister_domain(self.domain, self)
             log.info("component %s disconnected", self.domain)
@@ -88,10 +94,18 @@ class ComponentSession:
         if self.domain in self.server.router.domains:
             raise StreamError("conflict", f"{self.domain} is already connected")
         self.authenticated = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
         self.transport.authenticated()
         self.server.router.register_domain(self.domain, self)
         self.transport.write(etree.Element("handshake"))
         log.info("component %s connected from %s", self.domain, self.transport.peer_ip)
+
+    def _auth_timeout(self) -> None:
+        self._auth_timer = None
+        if not self.authenticated and not self.closed:
+            self.transport.close(StreamError("connection-timeout", "The handshake took too long"))
 
     # the router's side
     def receive(self, stanza: Stanza) -> None:
@@ -106,7 +120,7 @@ class ComponentProtocol(StreamProtocol):
     default_ns = ns.COMPONENT
 
     def _unlimited(self) -> bool:
-        return True  # components are configured by the operator; c2s byte rates do not apply
+        return True
 
 
 def component_protocol_factory(server: "Server") -> Callable[[], StreamProtocol]:

@@ -38,32 +38,86 @@ class TokenBucket:
         return -self.tokens / self.rate
 
 
-class ConnectionLimiter:
-    """Caps total connections and connections per remote address."""
+class ConnectionRefused(Exception):
+    """A connection over a cap; the message says which, for the stream error or HTTP reply."""
 
-    def __init__(self, max_total: int, per_ip: int) -> None:
+    def __init__(self, reason: str, per_address: bool) -> None:
+        super().__init__(reason)
+        self.per_address = per_address  # False: the server as a whole is full
+
+
+class ConnectionSlot:
+    """One admitted connection's place in the counts.
+
+    Kept by the transport so that signing in and closing each change the counts exactly once,
+    whichever of the session's or the transport's teardown paths runs first.
+    """
+
+    __slots__ = ("_limiter", "ip", "authenticated", "released")
+
+    def __init__(self, limiter: "ConnectionLimiter", ip: str) -> None:
+        self._limiter = limiter
+        self.ip = ip
+        self.authenticated = False
+        self.released = False
+
+    def authenticate(self) -> None:
+        if not self.authenticated and not self.released:
+            self.authenticated = True
+            self._limiter._signed_in(self.ip)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._limiter._release(self.ip, self.authenticated)
+
+
+class ConnectionLimiter:
+    """Caps connections in total, per address, and per address before authentication.
+
+    Only the pre-authentication cap is tight: it bounds what a stranger can hold open without
+    signing in, while everyone signed in behind the same NAT counts only against the generous
+    per-address total.
+    """
+
+    def __init__(self, max_total: int, per_ip: int, unauthenticated_per_ip: int = 0) -> None:
         self.max_total = max_total
         self.per_ip = per_ip
+        self.unauthenticated_per_ip = unauthenticated_per_ip
         self.total = 0
         self.by_ip: dict[str, int] = defaultdict(int)
+        self.unauthenticated: dict[str, int] = defaultdict(int)
 
-    def acquire(self, ip: str) -> str | None:
-        """None when admitted, else the reason it was refused."""
+    def acquire(self, ip: str) -> ConnectionSlot:
+        """Admit a new, not yet authenticated connection, or raise ConnectionRefused."""
         if self.total >= self.max_total:
-            return "Too many connections to this server"
-        if self.by_ip[ip] >= self.per_ip:
-            return "Too many connections from your address"
+            raise ConnectionRefused("Too many connections to this server", per_address=False)
+        if self.by_ip.get(ip, 0) >= self.per_ip:
+            raise ConnectionRefused("Too many connections from your address", per_address=True)
+        if self.unauthenticated_per_ip and self.unauthenticated.get(ip, 0) >= self.unauthenticated_per_ip:
+            raise ConnectionRefused("Too many connections from your address that have not signed in",
+                                    per_address=True)
         self.total += 1
         self.by_ip[ip] += 1
-        return None
+        self.unauthenticated[ip] += 1
+        return ConnectionSlot(self, ip)
 
-    def release(self, ip: str) -> None:
+    def _signed_in(self, ip: str) -> None:
+        _decrement(self.unauthenticated, ip)
+
+    def _release(self, ip: str, authenticated: bool) -> None:
         self.total -= 1
-        n = self.by_ip[ip] - 1
-        if n <= 0:
-            self.by_ip.pop(ip, None)
-        else:
-            self.by_ip[ip] = n
+        _decrement(self.by_ip, ip)
+        if not authenticated:
+            _decrement(self.unauthenticated, ip)
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    n = counts.get(key, 0) - 1
+    if n <= 0:
+        counts.pop(key, None)
+    else:
+        counts[key] = n
 
 
 class RateCounter:

@@ -52,7 +52,8 @@ class Server:
         # internal accounts (focus, bridges): clients of other hosts cannot address them (router.py)
         self.internal_hosts = {self.auth_domain}
         self.router = Router(self)
-        self.connections = ConnectionLimiter(cfg.limits.max_connections, cfg.limits.connections_per_ip)
+        self.connections = ConnectionLimiter(cfg.limits.max_connections, cfg.limits.connections_per_ip,
+                                             cfg.limits.unauthenticated_per_ip)
         self.auth_failures = RateCounter(cfg.limits.auth_failures_per_minute)
         self.anonymous_signins = RateCounter(cfg.limits.anonymous_sessions_per_minute)
         self.disco_features: set[str] = set()

@@ -1,8 +1,9 @@
 """Streams over TCP: the shared asyncio protocol behind c2s (5222) and components (5347).
 
 One protocol object per connection feeds the restricted parser and hands events to a session.
-Limits that belong to the connection (connections per address, byte rate, the outgoing buffer)
-are enforced here, before anything reaches a session.
+Limits that belong to the connection (connections per address, the outgoing buffer) are
+enforced here, before anything reaches a session; the session decides how long reading pauses
+for its byte and stanza rates (`charge_bytes`, `pause_reading`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from lxml import etree
 from . import ns
 from .c2s_session import C2SSession, Transport
 from .errors import StreamError
-from .limits import TokenBucket
+from .limits import ConnectionRefused
 from .xmlstream import STREAM_CLOSE, StreamParser, serialize, stream_header
 
 if TYPE_CHECKING:
@@ -46,9 +47,8 @@ class StreamProtocol(asyncio.Protocol, Transport):
         self._parser: StreamParser | None = None
         self._header_sent = False
         self._closing = False
-        self._admitted = False
-        self._rate = TokenBucket(server.cfg.limits.c2s_rate, server.cfg.limits.c2s_rate * 2)
         self._paused = False
+        self._resume_handle: asyncio.TimerHandle | None = None
         # Writes within one loop iteration go out as one send(): a MUC broadcast writes a
         # stanza to hundreds of streams, and a syscall per stanza was a third of its CPU.
         self._out: list[bytes] = []
@@ -63,12 +63,12 @@ class StreamProtocol(asyncio.Protocol, Transport):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.secure = transport.get_extra_info("sslcontext") is not None
-        refused = self.server.connections.acquire(self.peer_ip)
-        if refused:
-            log.warning("refusing connection from %s: %s", self.peer_ip, refused)
-            self.close(StreamError("policy-violation", refused))
+        try:
+            self.slot = self.server.connections.acquire(self.peer_ip)
+        except ConnectionRefused as exc:
+            log.warning("refusing connection from %s: %s", self.peer_ip, exc)
+            self.close(StreamError("policy-violation", str(exc)))
             return
-        self._admitted = True
         self.server.track_connection(self)
         self._parser = StreamParser(self._preauth_limit, self.server.cfg.limits.max_depth)
         self.session = self._factory(self)
@@ -82,8 +82,8 @@ class StreamProtocol(asyncio.Protocol, Transport):
                 # reach us before start_tls() has returned: keep it for the new parser
                 self._early.append(data)
             return
-        if not self._rate.take(len(data)) and not self._unlimited():
-            self._pause(self._rate.wait_time())
+        if not self._unlimited():
+            self.pause_reading(self.session.charge_bytes(len(data)))  # type: ignore[union-attr]
         try:
             for kind, el in self._parser.feed(data):
                 if kind == "stanza":
@@ -106,9 +106,11 @@ class StreamProtocol(asyncio.Protocol, Transport):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        if self._admitted:
-            self._admitted = False
-            self.server.connections.release(self.peer_ip)
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+        if self.slot is not None and not self.slot.released:
+            self.slot.release()
             self.server.untrack_connection(self)
         if self.session is not None:
             self.session.on_connection_lost()  # type: ignore[union-attr]
@@ -150,6 +152,8 @@ class StreamProtocol(asyncio.Protocol, Transport):
         """Components keep their stream after the handshake; only the size limit grows."""
         if self._parser is not None:
             self._parser.max_stanza = self._postauth_limit
+        if self.slot is not None:
+            self.slot.authenticate()
 
     def can_starttls(self) -> bool:
         return self.ssl_context is not None and not self.secure
@@ -204,17 +208,27 @@ class StreamProtocol(asyncio.Protocol, Transport):
 
     # ---- throttling --------------------------------------------------------------------------
     def _unlimited(self) -> bool:
-        auth = getattr(self.session, "auth", None)
-        return bool(auth) and auth[1] in self.server.unlimited_hosts
+        """Components are configured by the operator; c2s sessions judge exemptions themselves."""
+        return False
 
-    def _pause(self, seconds: float) -> None:
-        if self._paused or self._t is None or seconds <= 0:
+    def pause_reading(self, seconds: float) -> None:
+        """Stop reading for `seconds`; a longer pause asked for while paused extends it (the
+        stanzas of one read each add to the debt)."""
+        if self._t is None or self._closing or seconds <= 0:
             return
-        self._paused = True
-        self._t.pause_reading()
-        asyncio.get_running_loop().call_later(seconds, self._resume)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if self._resume_handle is not None:
+            if until <= self._resume_handle.when():
+                return
+            self._resume_handle.cancel()
+        if not self._paused:
+            self._paused = True
+            self._t.pause_reading()
+        self._resume_handle = loop.call_at(until, self._resume)
 
     def _resume(self) -> None:
+        self._resume_handle = None
         self._paused = False
         if self._t is not None and not self._closing:
             self._t.resume_reading()

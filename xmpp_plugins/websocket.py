@@ -17,6 +17,7 @@ from lxml import etree
 from . import ns
 from .c2s_session import C2SSession, Transport
 from .errors import StreamError
+from .limits import ConnectionRefused
 from .stanza import normalize
 from .xmlstream import parse_document, serialize
 
@@ -53,6 +54,8 @@ class WebSocketTransport(Transport):
         self._queued = 0
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._resume_at = 0.0  # loop time before which the next frame is not read (rate limits)
+        self._closed = asyncio.Event()
         self.session = C2SSession(server, self)
 
     # Transport
@@ -76,9 +79,26 @@ class WebSocketTransport(Transport):
     def queued_bytes(self) -> int:
         return self._queued
 
+    def pause_reading(self, seconds: float) -> None:
+        if seconds > 0:
+            self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + seconds)
+
+    async def throttle(self) -> None:
+        """Wait out a rate limit before the next frame is read (or until the stream closes).
+
+        Frames already in aiohttp's buffer stay there; once it is full, TCP itself pushes back
+        on the client."""
+        delay = self._resume_at - asyncio.get_running_loop().time()
+        if delay > 0 and not self._closing:
+            try:
+                await asyncio.wait_for(self._closed.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
     def close(self, error: StreamError | None = None) -> None:
         if self._closing:
             return
+        self._closed.set()
         if self._queued > self.server.cfg.limits.outgoing_queue:
             # a peer that stopped reading never drains what is queued: drop it now
             self._queue.clear()
@@ -114,6 +134,7 @@ class WebSocketTransport(Transport):
                 return
 
     def on_frame(self, data: bytes) -> None:
+        self.pause_reading(self.session.charge_bytes(len(data)))
         limits = self.server.cfg.limits
         limit = limits.stanza_size if self.session.auth else limits.stanza_size_preauth
         root = parse_document(data, limit, limits.max_depth)
@@ -137,16 +158,19 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         return web.Response(status=400, text="This is an XMPP WebSocket endpoint (RFC 7395)\n")
     peer_ip = request.remote or ""
-    refused = server.connections.acquire(peer_ip)
+    try:
+        slot = server.connections.acquire(peer_ip)
+    except ConnectionRefused as exc:
+        log.warning("refusing WebSocket from %s: %s", peer_ip, exc)
+        return web.Response(status=429 if exc.per_address else 503, text=f"{exc}\n",
+                            headers={"Retry-After": "10"})
     await ws.prepare(request)
-    if refused:
-        await ws.close(code=1008, message=refused.encode())
-        return ws
     if ws.ws_protocol != "xmpp":
-        server.connections.release(peer_ip)
+        slot.release()
         await ws.close(code=1002, message=b"the xmpp subprotocol is required")
         return ws
     transport = WebSocketTransport(server, ws, peer_ip, request.secure, request.transport)
+    transport.slot = slot
     server.track_connection(transport)
     writer = asyncio.ensure_future(transport.writer())
     try:
@@ -165,6 +189,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             except Exception:
                 log.exception("internal error on WebSocket from %s", peer_ip)
                 transport.close(StreamError("internal-server-error"))
+            await transport.throttle()
     finally:
         transport._closing = True
         transport._wakeup.set()
@@ -174,7 +199,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             writer.cancel()
         if not ws.closed:
             await ws.close()
-        server.connections.release(peer_ip)
+        slot.release()
         server.untrack_connection(transport)
         transport.session.on_connection_lost()
     return ws
