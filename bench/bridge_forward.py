@@ -17,10 +17,10 @@ Two processes:
 - the bridge (this file with ``--serve``, started once per conference size): ``bridge.bridge.Bridge``
   on uvloop, pinned to one core, driven over a JSON-lines control channel on its stdin/stdout
   (``modify``: a COLIBRI2 ``<conference-modify/>`` in, ``<conference-modified/>`` out, parsed and
-  built with ``xmpp_plugins.conference.colibri2``; ``stats``: counters). Its CPU is read from
+  built with ``jitsi_protocols.colibri2``; ``stats``: counters). Its CPU is read from
   ``/proc/<pid>/stat``.
 - the load (this process, pinned to the other core): N participants without RTCPeerConnection.
-  Each is ``jitsi_py.synthetic.ClientTransport``: the bridge's transport with the roles swapped
+  Each is ``loadgen.synthetic.ClientTransport``: the bridge's transport with the roles swapped
   (ICE controlled, DTLS client, ``setup=active``), so ICE, the DTLS handshake and the SRTP keys are real. A participant
   announces one video source (its SSRC) and its transport in a COLIBRI2 update, like the focus
   does, then sends pre-built VP8-like RTP packets (12-byte header + 1100-byte payload), SRTP-protected
@@ -60,10 +60,10 @@ if ROOT not in sys.path:
 import pylibsrtp  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from jitsi_py.synthetic import ClientTransport  # noqa: E402  (the participant side of a bridge transport)
-from xmpp_plugins.conference import colibri2  # noqa: E402
-from xmpp_plugins.conference.model import IceTransport, Source  # noqa: E402
-from xmpp_plugins.conference.sdp import default_media  # noqa: E402
+from loadgen.synthetic import ClientTransport  # noqa: E402  (the participant side of a bridge transport)
+from jitsi_protocols import colibri2  # noqa: E402
+from jitsi_protocols.model import IceTransport, Source  # noqa: E402
+from jitsi_protocols.sdp import default_media  # noqa: E402
 
 MEETING = "benchconf"
 PAYLOAD = 1100

@@ -25,8 +25,8 @@ from collections import deque
 
 from bridge.conference import Conference
 from bridge.endpoint import Endpoint
-from xmpp_plugins.conference.model import HeaderExtension, Source, SourceGroup
-from xmpp_plugins.conference.sdp import default_media
+from jitsi_protocols.model import HeaderExtension, Source, SourceGroup
+from jitsi_protocols.sdp import default_media
 
 TCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 LAYERS = (0x1000, 0x2000, 0x3000)

@@ -8,7 +8,7 @@
 
 Starts `jitsi-py run` (XMPP server, MUC, focus, bridge in one process) on free loopback ports
 with `[bridge] last_n`, no anonymous sign-in rate limit and room for all connections from
-127.0.0.1, then drives `--participants` `jitsi_py.synthetic.SyntheticParticipant`s from
+127.0.0.1, then drives `--participants` `loadgen.synthetic.SyntheticParticipant`s from
 `--workers` load processes (this file with `--worker`, JSON lines on stdin/stdout). Each
 participant does the real sign-in, conference IQ, MUC join, Jingle session and ICE/DTLS-SRTP
 with the bridge, sends audio (silent, except the `--speakers`, which sit in the middle of the
@@ -255,7 +255,7 @@ async def worker_main() -> None:
     """Reads one JSON command per line on stdin, writes JSON events on stdout."""
     import logging
 
-    from jitsi_py.synthetic import SyntheticParticipant
+    from loadgen.synthetic import SyntheticParticipant
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     loop = asyncio.get_running_loop()
@@ -485,7 +485,7 @@ def summarize_pyspy(path: str, top: int = 20) -> list[str]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from jitsi_py.synthetic import prepare_room
+    from loadgen.synthetic import prepare_room
 
     n, k = args.participants, min(args.speakers, args.participants)
     # speakers sit in the middle of the join order: the bridge has to rank them up into last-N
@@ -516,7 +516,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 workers.append(await Worker.start(w, launch_prefix(cpu, args.nice)))
             cpu0 = cpu_seconds(proc.pid)
             t0 = time.monotonic()
-            # the focus sets up the room first (see jitsi_py.synthetic.prepare_room for why)
+            # the focus sets up the room first (see loadgen.synthetic.prepare_room for why)
             await prepare_room(host, port, ROOM, cafile=cafile)
             join_spy = None
             if args.pyspy:  # the join phase, until everyone hears the speakers (stopped by SIGINT)
@@ -714,8 +714,8 @@ async def compare_xmpp(args: argparse.Namespace) -> None:
     import slixmpp
     from lxml import etree
 
-    from jitsi_py.synthetic import XmppLink, client_ssl_context, prepare_room
-    from xmpp_plugins.conference import focus_iq
+    from loadgen.synthetic import XmppLink, client_ssl_context, prepare_room
+    from jitsi_protocols import focus_iq
 
     n = args.participants
     for kind in ("slixmpp", "raw"):

@@ -8,14 +8,12 @@ private). Give each bridge its own `bridge.id`.
 """
 from __future__ import annotations
 
-import asyncio
-import os
-import logging
 import sys
 
 from aiohttp import web
 
-from jitsi_py.process import is_loopback, load_from_args, start_site, until_signal, warn_if_exposed
+from jitsi_base.process import is_loopback, run_process, start_site, until_signal, warn_if_exposed
+from jitsi_py.process import load_from_args
 
 
 async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
@@ -66,22 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cfg.path}: key 'bridge.password': set the bridge account's password "
               f"(jitsi-py adduser {cfg.bridge.username}@auth.{cfg.server.domain})", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not os.environ.get("JITSI_PY_NO_UVLOOP"):
-        try:
-            import uvloop
-            uvloop.install()
-        except ImportError:
-            pass
-    try:
-        asyncio.run(serve(cfg))
-    except OSError as exc:
-        print(f"bridge: cannot start: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_process("bridge", lambda: serve(cfg), cfg.server.log_level)
 
 
 if __name__ == "__main__":

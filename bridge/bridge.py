@@ -11,10 +11,10 @@ import random
 import time
 from typing import Any, Callable
 
-from jitsi_py.config import BridgeSection
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import Source
-from xmpp_plugins.errors import StanzaError
+from .config import BridgeSection
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import Source
+from jitsi_base.errors import StanzaError
 
 from . import rtp
 from .conference import Conference

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from xmpp_plugins.conference.model import Media, Source, SourceGroup
+from jitsi_protocols.model import Media, Source, SourceGroup
 
 from . import rtp
 from .bwe import Estimator

@@ -78,7 +78,7 @@ from aiortc.rtcicetransport import (
 )
 from aiortc.rtcsctptransport import RTCSctpTransport
 
-from xmpp_plugins.conference.model import Candidate, Fingerprint, IceTransport
+from jitsi_protocols.model import Candidate, Fingerprint, IceTransport
 
 from .rtp import is_rtcp
 

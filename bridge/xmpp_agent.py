@@ -19,9 +19,9 @@ import slixmpp
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.slix import configure_tls, reply_error, to_et, to_lxml
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols import colibri2
+from jitsi_protocols.slix import configure_tls, reply_error, to_et, to_lxml
+from jitsi_base.errors import StanzaError
 
 from .bridge import Bridge
 from .conference import Conference

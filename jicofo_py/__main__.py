@@ -6,11 +6,10 @@ MUC must list focus@auth.<domain> among its admins (our MUC does by default).
 """
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 
-from jitsi_py.process import is_loopback, load_from_args, until_signal
+from jitsi_base.process import is_loopback, run_process, until_signal
+from jitsi_py.process import load_from_args
 
 
 async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
@@ -43,16 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(cfg.focus, key):
             print(f"{cfg.path}: key 'focus.{key}': must be set to run the focus on its own", file=sys.stderr)
             return 2
-    logging.basicConfig(level=getattr(logging, cfg.server.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(serve(cfg))
-    except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
-        print(f"focus: cannot start: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_process("focus", lambda: serve(cfg), cfg.server.log_level)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, IceTransport, Media, Source, SourceGroup
-from xmpp_plugins.conference.sdp import default_media
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols import colibri2
+from jitsi_protocols.jingle import JingleAction
+from jitsi_protocols.model import Content, IceTransport, Media, Source, SourceGroup
+from jitsi_protocols.sdp import default_media
+from jitsi_base.errors import StanzaError
 
 from .bridge_selector import Bridge
 
@@ -362,7 +362,7 @@ class Conference:
 
     def check_jingle(self, nick: str, ja: JingleAction) -> None:
         """Synchronous checks that decide the IQ's answer (XEP-0166 errors)."""
-        from xmpp_plugins.conference.jingle import unknown_session
+        from jitsi_protocols.jingle import unknown_session
         p = self.participants.get(nick)
         if p is None or not p.sid or ja.sid != p.sid:
             raise unknown_session()

@@ -27,12 +27,12 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_plugins.component_client import ComponentConnection, attach
-from xmpp_plugins.conference import colibri2, focus_iq, jingle
-from xmpp_plugins.conference.slix import configure_tls, reply_error, to_et, to_lxml
-from xmpp_plugins.errors import StanzaError
-from xmpp_plugins.limits import TokenBucket
-from xmpp_plugins.stanza import Stanza, make_error, make_result
+from xmpp_wire.component_client import ComponentConnection, attach
+from jitsi_protocols import colibri2, focus_iq, jingle
+from jitsi_protocols.slix import configure_tls, reply_error, to_et, to_lxml
+from jitsi_base.errors import StanzaError
+from jitsi_base.rate import TokenBucket
+from xmpp_wire.stanza import Stanza, make_error, make_result
 
 from .bridge_selector import BridgeSelector
 from .conference import Conference

@@ -8,9 +8,9 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from bridge.bridge import Bridge
 from media_tracks import ToneTrack
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import Content
-from xmpp_plugins.conference.sdp import build_offer, default_media, parse_answer
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import Content
+from jitsi_protocols.sdp import build_offer, default_media, parse_answer
 
 
 class Peer:

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 
 from conftest import BridgeProcess, make_config
-from jitsi_py.process import warn_if_exposed
+from jitsi_base.process import warn_if_exposed
 from jitsi_py.stack import Stack
-from xmpp_plugins.conference import colibri2
+from jitsi_protocols import colibri2
 
 ROOM = "secretroom@conference.localhost"
 MEETING = "meeting-4711-secret"
@@ -110,7 +110,7 @@ async def test_admin_listener_can_be_switched_off(tmp_path):
 
 
 def test_a_non_loopback_admin_address_is_warned_about(caplog):
-    with caplog.at_level(logging.WARNING, logger="jitsi_py.process"):
+    with caplog.at_level(logging.WARNING, logger="jitsi_base.process"):
         for host in ("127.0.0.1", "::1", "localhost"):
             warn_if_exposed("The admin HTTP port", host)
         assert not caplog.records

@@ -13,10 +13,10 @@ from aiortc import RTCSessionDescription
 
 from bridge.bridge import Bridge
 from jitsi_py.config import BridgeSection
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import Content
-from xmpp_plugins.conference.sdp import build_offer, default_media, parse_answer
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import Content
+from jitsi_protocols.sdp import build_offer, default_media, parse_answer
+from jitsi_base.errors import StanzaError
 
 from bridge_peer import Peer  # noqa: E402
 from conftest import until  # noqa: E402
@@ -108,7 +108,7 @@ async def test_colibri2_errors(bridge):
     with pytest.raises(StanzaError) as exc:
         await bridge.handle(colibri2.ConferenceModify(meeting_id="m", endpoints=[colibri2.Endpoint(id="ghost")]))
     assert exc.value.condition == "item-not-found"
-    from xmpp_plugins.conference.model import Source, SourceGroup
+    from jitsi_protocols.model import Source, SourceGroup
     with pytest.raises(StanzaError) as exc:
         await bridge.handle(colibri2.ConferenceModify(meeting_id="m", endpoints=[colibri2.Endpoint(
             id="a", sources_given=True, sources=[Source(5, "video")], groups=[SourceGroup("FID", [5, 6])])]))
@@ -330,7 +330,7 @@ async def test_bridge_channel_over_sctp_and_websocket(bridge_http):
 async def test_a_second_transport_update_adds_candidates_and_keeps_the_endpoint(bridge):
     """Trickled candidates arrive as another COLIBRI2 update with a transport: the endpoint
     must keep its running session (it used to fail start() twice and be expired)."""
-    from xmpp_plugins.conference.model import Candidate, IceTransport
+    from jitsi_protocols.model import Candidate, IceTransport
     a, b = Peer(bridge, "tr", "a"), Peer(bridge, "tr", "b")
     try:
         await a.join()

@@ -10,10 +10,10 @@ from bridge.relay import build_wanted, parse_wanted
 from bridge_peer import Peer
 from conftest import until
 from jitsi_py.config import BridgeSection
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import Source
-from xmpp_plugins.conference.sdp import default_media
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import Source
+from jitsi_protocols.sdp import default_media
+from jitsi_base.errors import StanzaError
 
 M = "cascade"
 

@@ -20,8 +20,8 @@ from bridge.channel import handle_message
 from bridge.conference import Conference
 from bridge.endpoint import Endpoint
 from bridge.simulcast import UNLIMITED, layer_for_height
-from xmpp_plugins.conference.model import Source, SourceGroup
-from xmpp_plugins.conference.sdp import default_media
+from jitsi_protocols.model import Source, SourceGroup
+from jitsi_protocols.sdp import default_media
 
 VP8_PT = 100  # default_media()
 
@@ -461,7 +461,7 @@ async def test_aiortc_receiver_decodes_across_layer_switches():
 
     from bridge.bridge import Bridge
     from jitsi_py.config import BridgeSection
-    from xmpp_plugins.conference import colibri2
+    from jitsi_protocols import colibri2
 
     encoded = await asyncio.get_running_loop().run_in_executor(None, encode_layers)
     b = Bridge(BridgeSection(id="jvbsim", last_n=2, audio_slots=1, endpoint_timeout=60))

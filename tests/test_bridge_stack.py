@@ -14,7 +14,7 @@ from slixmpp.exceptions import IqError
 
 from conftest import make_config
 from jitsi_py.stack import Stack
-from xmpp_plugins.conference import colibri2
+from jitsi_protocols import colibri2
 
 BREWERY = "jvbbrewery@internal.auth.localhost"
 COLIBRI = "http://jitsi.org/protocol/colibri"

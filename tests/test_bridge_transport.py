@@ -23,7 +23,7 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.sdp import SessionDescription
 
 from bridge.transport import EndpointTransport, host_addresses_override, shared_certificate
-from xmpp_plugins.conference.model import Candidate, Fingerprint, IceTransport
+from jitsi_protocols.model import Candidate, Fingerprint, IceTransport
 
 AUDIO_PT, VIDEO_PT = 111, 100
 BRIDGE_SSRC = {"audio": 0x0A0A0A0A, "video": 0x0B0B0B0B}

@@ -17,10 +17,10 @@ from bridge import bwe, rtp, twcc
 from bridge.bridge import Bridge
 from bridge.twcc import ArrivalLog, build_feedback, parse_feedback, read_transport_seq, write_transport_seq
 from jitsi_py.config import BridgeSection
-from jitsi_py.synthetic import ClientTransport
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import Source, SourceGroup
-from xmpp_plugins.conference.sdp import default_media
+from loadgen.synthetic import ClientTransport
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import Source, SourceGroup
+from jitsi_protocols.sdp import default_media
 
 
 def roundtrip(arrivals, base=100, count=7):
@@ -258,7 +258,7 @@ DELTA_HEADER = bytes([0x11, 0x02, 0x00])
 
 class Client:
     """A participant without RTCPeerConnection: the bridge's transport with the roles swapped
-    (jitsi_py.synthetic.ClientTransport: real ICE, DTLS and SRTP). As a receiver it numbers
+    (loadgen.synthetic.ClientTransport: real ICE, DTLS and SRTP). As a receiver it numbers
     nothing but reports what arrives as transport-cc feedback every 50 ms, as a browser does,
     optionally through an emulated bottleneck of `capacity` bit/s (a queue: reported arrival
     times grow when more arrives than it drains). As a sender it stamps its own

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from xmpp_plugins.conference import colibri2
-from xmpp_plugins.conference.model import (Candidate, Fingerprint, HeaderExtension, IceTransport, Media,
+from jitsi_protocols import colibri2
+from jitsi_protocols.model import (Candidate, Fingerprint, HeaderExtension, IceTransport, Media,
                                            PayloadType, Source, SourceGroup)
-from xmpp_plugins.errors import StanzaError
+from jitsi_base.errors import StanzaError
 
 
 def transport() -> IceTransport:
@@ -86,9 +86,9 @@ def test_bad_colibri2_is_bad_request(xml, text):
 
 
 def test_jingle_round_trip_and_errors():
-    from xmpp_plugins.conference import jingle
-    from xmpp_plugins.conference.model import Content
-    from xmpp_plugins.conference.sdp import default_media
+    from jitsi_protocols import jingle
+    from jitsi_protocols.model import Content
+    from jitsi_protocols.sdp import default_media
     audio, video = default_media()
     ja = jingle.JingleAction(action="session-initiate", sid="s1", initiator="r@conference.localhost/focus",
                              contents=[Content("audio", "audio", audio, [Source(1, "audio", owner="jvb", name="jvb-a0",
@@ -113,7 +113,7 @@ def test_jingle_round_trip_and_errors():
 
 
 def test_focus_conference_iq():
-    from xmpp_plugins.conference import focus_iq
+    from jitsi_protocols import focus_iq
     req = focus_iq.ConferenceRequest(room="myroom@conference.localhost", machine_uid="m", properties={"a": "b"})
     assert focus_iq.parse_request(etree.fromstring(etree.tostring(focus_iq.request_element(req)))) == req
     with pytest.raises(StanzaError) as exc:

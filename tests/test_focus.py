@@ -16,8 +16,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import make_config, until
 from jitsi_py.stack import Stack
-from xmpp_plugins.conference import focus_iq, jingle
-from xmpp_plugins.conference.model import Candidate, Content, Fingerprint, IceTransport, Source
+from jitsi_protocols import focus_iq, jingle
+from jitsi_protocols.model import Candidate, Content, Fingerprint, IceTransport, Source
 
 ROOMS = "conference.localhost"
 

@@ -21,7 +21,7 @@ from calls import participant, receives_from
 from conftest import make_config
 from jitsi_py.participant.client import Participant
 from jitsi_py.stack import Stack
-from xmpp_plugins.conference import colibri2, focus_iq
+from jitsi_protocols import colibri2, focus_iq
 
 ROOM = "victims"
 ROOM_JID = f"{ROOM}@conference.localhost"

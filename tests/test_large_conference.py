@@ -1,7 +1,7 @@
 """A large conference through the whole stack: 50 synthetic participants in one room.
 
 Every participant signs in, asks the focus for the room, joins it, answers the focus's Jingle
-offer and connects ICE + DTLS-SRTP with the bridge (jitsi_py.synthetic), then sends silent audio
+offer and connects ICE + DTLS-SRTP with the bridge (loadgen.synthetic), then sends silent audio
 (two of them speak) and thumbnail video. The bridge must relay both speakers to everyone, no
 more than last-N videos to anyone, and drop the silent audio instead of relaying it.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import make_config, until
 from jitsi_py.stack import Stack
-from jitsi_py.synthetic import SyntheticParticipant, prepare_room
+from loadgen.synthetic import SyntheticParticipant, prepare_room
 
 N = 50
 LAST_N = 5

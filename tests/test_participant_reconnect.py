@@ -19,9 +19,9 @@ from conftest import make_config
 from jitsi_py.config import Config
 from jitsi_py.participant.client import Participant, ParticipantError
 from jitsi_py.stack import Stack
-from xmpp_plugins.conference import jingle
-from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, IceTransport
+from jitsi_protocols import jingle
+from jitsi_protocols.jingle import JingleAction
+from jitsi_protocols.model import Content, IceTransport
 
 BACK_WITHIN = 15.0  # s from the new stack being up to media from each other again
 ROOT = Path(__file__).resolve().parent.parent

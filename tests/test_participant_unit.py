@@ -18,10 +18,10 @@ from lxml import etree
 
 from jitsi_py.participant import Participant, SlotTrack, TestPatternTrack, ToneTrack
 from jitsi_py.participant.client import plan_offer, session_accept
-from xmpp_plugins.conference import jingle
-from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, Source
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols import jingle
+from jitsi_protocols.jingle import JingleAction
+from jitsi_protocols.model import Content, Source
+from jitsi_base.errors import StanzaError
 
 ROOM = "room1@conference.localhost"
 FOCUS = f"{ROOM}/focus"

@@ -448,9 +448,9 @@ async def test_sdp_port_matches_python(stack, browser):
     reads a real Chromium answer the same way."""
     from lxml import etree
 
-    from xmpp_plugins.conference import sdp
-    from xmpp_plugins.conference.jingle import JingleAction, jingle_element
-    from xmpp_plugins.conference.model import Candidate, Content, Fingerprint, IceTransport, Source, SourceGroup
+    from jitsi_protocols import sdp
+    from jitsi_protocols.jingle import JingleAction, jingle_element
+    from jitsi_protocols.model import Candidate, Content, Fingerprint, IceTransport, Source, SourceGroup
 
     audio, video = sdp.default_media()
     transport = IceTransport("ufrag1", "pwd/+0123456789abcdefghij", [Fingerprint("sha-256", ":".join(["AB"] * 32), "actpass")],
@@ -582,7 +582,7 @@ async def test_https_serves_the_page_and_wss(tmp_path):
 def cut_connection(stack: Stack, jid: str) -> None:
     """Drop a page's XMPP connection the hard way, from the server's side (no closing handshake:
     the browser sees its WebSocket fail as when the network goes away)."""
-    from xmpp_plugins.stanza import JID
+    from xmpp_wire.stanza import JID
     session = stack.server.router.session(JID(jid))
     assert session is not None, f"no server session for {jid}"
     session.transport._raw.abort()
@@ -629,7 +629,7 @@ async def test_reconnects_after_connection_loss(stack, browser):
     await bob.wait_for_selector("#conn-banner", state="hidden", timeout=6_000)
 
     # Alice (over BOSH) loses her session: the server ends it; she gets back in too
-    from xmpp_plugins.stanza import JID
+    from xmpp_wire.stanza import JID
     alice_jid = await alice.evaluate("window.jitsiTest.conference.xmpp.jid")
     stack.server.router.session(JID(alice_jid)).transport.close()
     await alice.wait_for_selector('#conn-banner:not([hidden]):has-text("Reconnecting")', timeout=5_000)
@@ -957,7 +957,7 @@ async def test_large_meeting_grid_scrolls_with_usable_tiles(tmp_path, browser):
     """30 others in the room (synthetic participants: real sign-in, Jingle, ICE/DTLS-SRTP): the
     page's tiles keep a usable size and the grid scrolls, instead of 31 postage stamps."""
     from conftest import until
-    from jitsi_py.synthetic import SyntheticParticipant, prepare_room
+    from loadgen.synthetic import SyntheticParticipant, prepare_room
     stack = await start_stack(tmp_path, limits__anonymous_sessions_per_minute=0, limits__connections_per_ip=1000)
     host, port = stack.server.c2s_address
     crowd = [SyntheticParticipant(host, port, "Crowd", cafile=str(stack.cert_path), nick=f"s{i:02d}",

@@ -1,7 +1,7 @@
 """The browser client: a landing page, a room page per conference, and their static files.
 
 Everything is plain HTML, CSS and JavaScript ES modules under `static/`, served as they are (no
-build step). `setup_web(app, cfg)` adds the routes to the stack's aiohttp app:
+build step). `setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
 
 - `GET /`                 the landing page (type or generate a room name)
 - `GET /config.js`        an ES module with this deployment's addresses (from the request's Host)
@@ -18,12 +18,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from jitsi_py.config import Config
 
 STATIC = Path(__file__).parent / "static"
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -113,10 +110,11 @@ async def _static_headers(request: web.Request, response: web.StreamResponse) ->
         response.headers["X-Content-Type-Options"] = "nosniff"
 
 
-def setup_web(app: web.Application, cfg: "Config") -> None:
-    """Register the web client's routes on `app` (call before the app's runner is set up)."""
-    domain = cfg.server.domain.lower()
-    muc_domain = (cfg.muc.domain or f"conference.{domain}").lower()
+def setup_web(app: web.Application, domain: str, muc_domain: str = "") -> None:
+    """Register the web client's routes on `app` (call before the app's runner is set up) for
+    the XMPP `domain` and its rooms' domain (empty: conference.<domain>)."""
+    domain = domain.lower()
+    muc_domain = (muc_domain or f"conference.{domain}").lower()
     app[WEB_CONFIG] = {"domain": domain, "mucDomain": muc_domain, "lobbyDomain": f"lobby.{domain}",
                        "focus": f"focus.{domain}"}
     app.router.add_get("/", landing)

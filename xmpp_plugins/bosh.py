@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from lxml import etree
 
-from . import ns
+from jitsi_base import ns
 from .c2s_session import C2SSession, Transport
-from .errors import StreamError
+from jitsi_base.errors import StreamError
 from .limits import ConnectionRefused, ConnectionSlot
 from .origin import ORIGIN_POLICY
-from .stanza import normalize
+from xmpp_wire.stanza import normalize
 from .websocket import serialize_standalone
-from .xmlstream import parse_document, serialize
+from xmpp_wire.xmlstream import parse_document, serialize
 
 if TYPE_CHECKING:
     from .server import Server

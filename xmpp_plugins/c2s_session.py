@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from . import ns
-from .errors import StanzaError, StreamError
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError, StreamError
 from .limits import ConnectionSlot, TokenBucket, is_loopback
 from .sasl import Mechanism, SaslFailure, make_mechanism, mechanism_names
-from .stanza import JID, STANZA_NAMES, Stanza, make_error, make_result
+from xmpp_wire.stanza import JID, STANZA_NAMES, Stanza, make_error, make_result
 
 if TYPE_CHECKING:
     from .server import Server

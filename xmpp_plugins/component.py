@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Callable
 
 from lxml import etree
 
-from . import ns
-from .errors import StanzaError, StreamError
-from .stanza import STANZA_NAMES, Stanza, make_error
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError, StreamError
+from xmpp_wire.stanza import STANZA_NAMES, Stanza, make_error
 from .tcp_stream import StreamProtocol
 
 if TYPE_CHECKING:

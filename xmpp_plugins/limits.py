@@ -1,4 +1,5 @@
-"""Named limits with safe defaults: token buckets, connection caps, failure counters.
+"""Named limits with safe defaults: connection caps, failure counters (the token bucket they
+share with the focus is jitsi_base.rate).
 
 Each is a few integers per peer so that checking a limit costs less than what it protects.
 """
@@ -7,35 +8,9 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 
+from jitsi_base.rate import TokenBucket
 
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up. rate <= 0 means unlimited."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def take(self, n: float = 1.0) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        self.tokens -= n  # debt: the caller waits it off (see wait_time)
-        return False
-
-    def wait_time(self) -> float:
-        """Seconds until the bucket is out of debt."""
-        if self.rate <= 0 or self.tokens >= 0:
-            return 0.0
-        return -self.tokens / self.rate
+__all__ = ["TokenBucket", "ConnectionRefused", "ConnectionSlot", "ConnectionLimiter", "RateCounter", "is_loopback"]
 
 
 class ConnectionRefused(Exception):

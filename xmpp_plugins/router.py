@@ -14,12 +14,12 @@ import inspect
 import logging
 import secrets
 from copy import deepcopy
-from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, Union
+from typing import TYPE_CHECKING, Awaitable, Callable, Union
 
 from lxml import etree
 
-from .errors import StanzaError
-from .stanza import JID, Stanza, make_error, make_result
+from jitsi_base.errors import StanzaError
+from xmpp_wire.stanza import JID, DomainHandler, Stanza, make_error, make_result
 
 if TYPE_CHECKING:
     from .c2s_session import C2SSession
@@ -29,12 +29,6 @@ log = logging.getLogger(__name__)
 
 IqResult = Union[etree._Element, None]
 IqHandler = Callable[[Stanza], Union[IqResult, Awaitable[IqResult]]]
-
-
-class DomainHandler(Protocol):
-    """A plugin or component serving a whole domain (e.g. conference.localhost)."""
-
-    def receive(self, stanza: Stanza) -> None: ...
 
 
 class Router:

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from lxml import etree
 
-from jitsi_py.config import Config
+from .config import XmppConfig
 
 from .limits import ConnectionLimiter, RateCounter
 from .plugin import Plugin
@@ -25,7 +25,7 @@ from .component import component_protocol_factory
 log = logging.getLogger(__name__)
 
 
-def default_plugins(cfg: Config | None = None) -> list[type[Plugin]]:
+def default_plugins(cfg: XmppConfig | None = None) -> list[type[Plugin]]:
     from .muc.plugin import MucPlugin
     from .plugins.disco import DiscoPlugin
     from .plugins.ping import PingPlugin
@@ -38,7 +38,7 @@ def default_plugins(cfg: Config | None = None) -> list[type[Plugin]]:
 
 
 class Server:
-    def __init__(self, cfg: Config, users: Any = None, ssl_context: ssl.SSLContext | None = None,
+    def __init__(self, cfg: XmppConfig, users: Any = None, ssl_context: ssl.SSLContext | None = None,
                  plugins: Iterable[type[Plugin]] | None = None) -> None:
         self.cfg = cfg
         self.users = users

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Callable
 
 from lxml import etree
 
-from . import ns
+from jitsi_base import ns
 from .c2s_session import C2SSession, Transport
-from .errors import StreamError
+from jitsi_base.errors import StreamError
 from .limits import ConnectionRefused
-from .xmlstream import STREAM_CLOSE, StreamParser, serialize, stream_header
+from xmpp_wire.xmlstream import STREAM_CLOSE, StreamParser, serialize, stream_header
 
 if TYPE_CHECKING:
     from .server import Server

@@ -18,19 +18,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from jitsi_py.config import Config
+from .config import XmppConfig
 
 log = logging.getLogger(__name__)
 
 
-def _resolve(cfg: Config, value: str) -> Path:
+def _resolve(cfg: XmppConfig, value: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute() and cfg.path:
         path = Path(cfg.path).resolve().parent / path
     return path
 
 
-def ensure_certificate(cfg: Config, data_dir: Path) -> tuple[Path, Path]:
+def ensure_certificate(cfg: XmppConfig, data_dir: Path) -> tuple[Path, Path]:
     if cfg.tls.cert and cfg.tls.key:
         return _resolve(cfg, cfg.tls.cert), _resolve(cfg, cfg.tls.key)
     domain = cfg.server.domain.lower()

@@ -1,7 +1,7 @@
 """A conference participant in Python: XMPP guest, MUC occupant, Jingle answerer, aiortc peer.
 
 It joins the way a browser does with our focus (see docs and the module docstrings of
-`xmpp_plugins.conference`):
+`jitsi_protocols`):
 
 1. signs in as a guest (SASL ANONYMOUS after STARTTLS) and asks `focus.<domain>` for the room
    with the `conference` IQ, retrying while the focus is not (yet) there;
@@ -50,12 +50,12 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_plugins.conference.slix import reply_error, to_et, to_lxml
-from xmpp_plugins.conference import focus_iq, jingle
-from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, IceTransport, Media, Source
-from xmpp_plugins.conference.sdp import build_offer, parse_answer
-from xmpp_plugins.errors import StanzaError
+from jitsi_protocols.slix import reply_error, to_et, to_lxml
+from jitsi_protocols import focus_iq, jingle
+from jitsi_protocols.jingle import JingleAction
+from jitsi_protocols.model import Content, IceTransport, Media, Source
+from jitsi_protocols.sdp import build_offer, parse_answer
+from jitsi_base.errors import StanzaError
 
 from .media import SlotTrack, SourceFeed
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from jitsi_py.config import Config
+from ..config import XmppConfig
 
-from ..component_client import ComponentGroup
-from ..stanza import JID
+from xmpp_wire.component_client import ComponentGroup
+from xmpp_wire.stanza import JID
 from .plugin import muc_settings
 from .service import MucService
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class MucComponent:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: XmppConfig) -> None:
         self.cfg = cfg
         self.group = ComponentGroup()
         guest_domain = (cfg.auth.guest_domain or "").lower()
@@ -47,7 +47,7 @@ class MucComponent:
         self.group.close()
 
 
-async def run_forever(cfg: Config, stop: asyncio.Event) -> None:
+async def run_forever(cfg: XmppConfig, stop: asyncio.Event) -> None:
     """Attach, and re-attach after a lost connection (rooms start empty again: clients rejoin)."""
     delay = 1.0
     while not stop.is_set():

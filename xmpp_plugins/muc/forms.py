@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .. import ns
-from ..errors import StanzaError
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError
 
 X = ns.q(ns.DATA_FORMS, "x")
 FIELD = ns.q(ns.DATA_FORMS, "field")

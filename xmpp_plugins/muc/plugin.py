@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..plugin import Plugin
-from ..stanza import JID
+from xmpp_wire.stanza import JID
 from .service import MucService
 
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Iterable
 
 from lxml import etree
 
-from .. import ns
-from ..errors import StanzaError
-from ..stanza import JID, Stanza
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError
+from xmpp_wire.stanza import JID, Stanza
 from .forms import RoomConfig, apply_submission, config_form, info_form
 
 if TYPE_CHECKING:

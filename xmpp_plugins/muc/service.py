@@ -18,9 +18,9 @@ from typing import Callable, Iterable
 
 from lxml import etree
 
-from .. import ns
-from ..errors import StanzaError
-from ..stanza import JID, Stanza, make_error, make_result
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError
+from xmpp_wire.stanza import JID, Stanza, make_error, make_result
 from .forms import RoomConfig
 from .room import Room
 

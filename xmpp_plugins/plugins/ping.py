@@ -1,9 +1,9 @@
 """XEP-0199: the server answers pings (the Jitsi client pings its domain every 10 s)."""
 from __future__ import annotations
 
-from .. import ns
+from jitsi_base import ns
 from ..plugin import Plugin
-from ..stanza import Stanza
+from xmpp_wire.stanza import Stanza
 
 
 class PingPlugin(Plugin):

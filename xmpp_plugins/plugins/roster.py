@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .. import ns
-from ..errors import StanzaError
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError
 from ..plugin import Plugin
-from ..stanza import Stanza
+from xmpp_wire.stanza import Stanza
 
 
 class RosterPlugin(Plugin):

@@ -5,10 +5,10 @@ import platform
 
 from lxml import etree
 
-from .. import ns
+from jitsi_base import ns
 from ..plugin import Plugin
-from ..stanza import Stanza
-from ..errors import StanzaError
+from xmpp_wire.stanza import Stanza
+from jitsi_base.errors import StanzaError
 
 
 class VersionPlugin(Plugin):

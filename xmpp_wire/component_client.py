@@ -14,10 +14,9 @@ from typing import Callable
 
 from lxml import etree
 
-from . import ns
-from .errors import StanzaError, StreamError
-from .router import DomainHandler
-from .stanza import Stanza
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError, StreamError
+from .stanza import DomainHandler, Stanza
 from .xmlstream import StreamParser, serialize
 
 log = logging.getLogger(__name__)

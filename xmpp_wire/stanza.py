@@ -7,15 +7,15 @@ the same element go out unchanged on a client stream (`jabber:client`), a compon
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from lxml import etree
 from slixmpp.jid import JID, InvalidJID
 
-from . import ns
-from .errors import StanzaError
+from jitsi_base import ns
+from jitsi_base.errors import StanzaError
 
-__all__ = ["JID", "InvalidJID", "Stanza", "parse_jid", "make_error", "make_result", "STANZA_NAMES"]
+__all__ = ["JID", "InvalidJID", "Stanza", "DomainHandler", "parse_jid", "make_error", "make_result", "STANZA_NAMES"]
 
 STANZA_NAMES = frozenset(("message", "presence", "iq"))
 _STRIP = tuple("{%s}" % n for n in (ns.CLIENT, ns.COMPONENT, ns.SERVER))
@@ -131,3 +131,10 @@ def _copy(el: etree._Element) -> etree._Element:
 
 def children(el: etree._Element, qname: str) -> Iterable[etree._Element]:
     return el.iterfind(qname)
+
+
+class DomainHandler(Protocol):
+    """Whatever serves a whole domain (conference.localhost, focus.localhost): a plugin of our
+    server or a component attached to another server gets its stanzas the same way."""
+
+    def receive(self, stanza: Stanza) -> None: ...

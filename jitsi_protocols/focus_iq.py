@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import StanzaError
-from ..stanza import JID
+from jitsi_base.errors import StanzaError
+from slixmpp.jid import JID
 
 NS = "http://jitsi.org/protocol/focus"
 

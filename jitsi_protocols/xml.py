@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from ..errors import StanzaError
+from jitsi_base.errors import StanzaError
 from .model import Candidate, Fingerprint, HeaderExtension, IceTransport, PayloadType, Source, SourceGroup
 
 ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"

@@ -14,7 +14,7 @@ Here the only per-packet work is one SRTP protect + sendto per packet sent, and 
 increment per packet received (plus an SRTP unprotect for the sampled ones).
 
 Signalling: a minimal asyncio XMPP client (`XmppLink`) parsing stanzas with our own
-`xmpp_plugins.xmlstream.StreamParser` (lxml's pull parser). Chosen over slixmpp by
+`xmpp_wire.xmlstream.StreamParser` (lxml's pull parser). Chosen over slixmpp by
 measurement (`python bench/large_conference.py --compare-xmpp`, 2026-11-25, 2 cores, stack in
 its own process): 200 clients signing in one after another and joining one MUC room cost the
 load process 18.3 s of CPU (21.3 s wall) with slixmpp against 1.3 s (6.8 s wall) with this
@@ -56,11 +56,11 @@ import pylibsrtp
 from lxml import etree
 
 from bridge.transport import EndpointTransport
-from xmpp_plugins.conference import focus_iq, jingle
-from xmpp_plugins.conference.jingle import JingleAction
-from xmpp_plugins.conference.model import Content, IceTransport, Media, Source
-from xmpp_plugins.errors import StreamError
-from xmpp_plugins.xmlstream import StreamParser
+from jitsi_protocols import focus_iq, jingle
+from jitsi_protocols.jingle import JingleAction
+from jitsi_protocols.model import Content, IceTransport, Media, Source
+from jitsi_base.errors import StreamError
+from xmpp_wire.xmlstream import StreamParser
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import slixmpp
 from lxml import etree
 
-from ..errors import StanzaError
+from jitsi_base.errors import StanzaError
 
 
 def to_lxml(el: ET.Element) -> etree._Element:

@@ -12,8 +12,8 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from . import ns
-from .errors import StreamError
+from jitsi_base import ns
+from jitsi_base.errors import StreamError
 from .stanza import normalize
 
 STREAM_TAG = ns.q(ns.STREAMS, "stream")

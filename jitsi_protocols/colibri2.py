@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import StanzaError
+from jitsi_base.errors import StanzaError
 from .model import IceTransport, Media, Source, SourceGroup
 from .xml import (RTP, SSMA, group_element, hdrext_element, parse_group, parse_hdrext, parse_payload_type,
                   parse_source, parse_transport, payload_type_element, q, source_element, transport_element)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import StanzaError
+from jitsi_base.errors import StanzaError
 from .model import Content, Media
 from .xml import (HDREXT, ICE_UDP, RTP, SCTP, SSMA, group_element, hdrext_element, parse_group, parse_hdrext,
                   parse_payload_type, parse_source, parse_transport, payload_type_element, q, source_element,
