@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from .model import IceTransport, Media, Source, SourceGroup
 from .xml import (RTP, SSMA, group_element, hdrext_element, parse_group, parse_hdrext, parse_payload_type,
                   parse_source, parse_transport, payload_type_element, q, source_element, transport_element)
 
-NS = "jitsi:colibri2"
-ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"
-HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
+NS = ns.COLIBRI2
+ICE_UDP = ns.JINGLE_ICE_UDP
+HDREXT = ns.JINGLE_HDREXT
 
 
 @dataclass

@@ -6,10 +6,17 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from slixmpp.jid import JID
 
-NS = "http://jitsi.org/protocol/focus"
+NS = ns.JITSI_FOCUS
+
+# Errors a conference request may meet while the focus starts, is busy, or a room is being set
+# up: worth asking again after a moment. Anything else is the focus's final answer.
+RETRY_CONDITIONS = frozenset({"service-unavailable", "remote-server-not-found", "recipient-unavailable",
+                              "remote-server-timeout", "internal-server-error", "resource-constraint",
+                              "item-not-found"})
 
 
 @dataclass

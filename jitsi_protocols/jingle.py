@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from .model import Content, Media
 from .xml import (HDREXT, ICE_UDP, RTP, SCTP, SSMA, group_element, hdrext_element, parse_group, parse_hdrext,
                   parse_payload_type, parse_source, parse_transport, payload_type_element, q, source_element,
                   transport_element)
 
-NS = "urn:xmpp:jingle:1"
-ERRORS = "urn:xmpp:jingle:errors:1"
-GROUPING = "urn:xmpp:jingle:apps:grouping:0"
-FOCUS = "http://jitsi.org/protocol/focus"
-START_MUTED = "http://jitsi.org/jitmeet/start-muted"
+NS = ns.JINGLE
+ERRORS = ns.JINGLE_ERRORS
+GROUPING = ns.JINGLE_GROUPING
+FOCUS = ns.JITSI_FOCUS
+START_MUTED = ns.JITSI_START_MUTED
 
 ACTIONS = ("session-initiate", "session-accept", "session-terminate", "session-info", "transport-info",
            "transport-replace", "transport-accept", "transport-reject", "content-modify",

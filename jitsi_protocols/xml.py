@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from lxml import etree
 
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from .model import Candidate, Fingerprint, HeaderExtension, IceTransport, PayloadType, Source, SourceGroup
 
-ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"
-DTLS = "urn:xmpp:jingle:apps:dtls:0"
-RTP = "urn:xmpp:jingle:apps:rtp:1"
-RTCP_FB = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"
-HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
-SSMA = "urn:xmpp:jingle:apps:rtp:ssma:0"
-JITMEET = "http://jitsi.org/jitmeet"
-COLIBRI = "http://jitsi.org/protocol/colibri"
-SCTP = "urn:xmpp:jingle:transports:dtls-sctp:1"
+ICE_UDP = ns.JINGLE_ICE_UDP
+DTLS = ns.JINGLE_DTLS
+RTP = ns.JINGLE_RTP
+RTCP_FB = ns.JINGLE_RTCP_FB
+HDREXT = ns.JINGLE_HDREXT
+SSMA = ns.JINGLE_SSMA
+JITMEET = ns.JITMEET
+COLIBRI = ns.COLIBRI
+SCTP = ns.JINGLE_SCTP
 
 
 def q(ns: str, name: str) -> str:
