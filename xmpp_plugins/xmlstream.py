@@ -74,9 +74,12 @@ class StreamParser:
         self._last = data[-1:]
         try:
             self._parser.feed(data)
-            out = list(self._events(self._parser.read_events()))
         except etree.XMLSyntaxError as exc:
+            # what libxml2 read before the error may already break one of our rules (its own
+            # depth limit of 256 would otherwise hide ours): that is the error to report
+            list(self._events(self._parser.read_events()))
             raise StreamError("not-well-formed", str(exc).split(" (line")[0]) from None
+        out = list(self._events(self._parser.read_events()))
         if any(kind == "stanza" for kind, _ in out):
             self._pending = len(data) - (data.rfind(b">") + 1)
             if len(data) > self.max_stanza:
@@ -125,13 +128,13 @@ def parse_document(data: bytes, max_size: int, max_depth: int) -> etree._Element
     parser = _new_pull_parser()
     root = None
     depth = 0
+    error = None
     try:
         parser.feed(data)
-        events = list(parser.read_events())
         parser.close()
     except etree.XMLSyntaxError as exc:
-        raise StreamError("not-well-formed", str(exc).split(" (line")[0]) from None
-    for ev, el in events:
+        error = StreamError("not-well-formed", str(exc).split(" (line")[0])
+    for ev, el in parser.read_events():  # before the syntax error, if any: see StreamParser.feed
         if ev == "start":
             depth += 1
             if root is None:
@@ -144,6 +147,8 @@ def parse_document(data: bytes, max_size: int, max_depth: int) -> etree._Element
             depth -= 1
         else:
             raise StreamError("restricted-xml", "XML comments and processing instructions are not allowed")
+    if error is not None:
+        raise error
     if root is None:
         raise StreamError("not-well-formed", "Empty document")
     return root
