@@ -41,6 +41,15 @@ def check_markup_declarations(data: bytes, previous_last: bytes = b"") -> None:
         raise StreamError("restricted-xml", "DTDs, entities and comments are not allowed")
 
 
+def check_namespaces(el: etree._Element) -> None:
+    """libxml2 only warns about an undeclared prefix and keeps `p:name` as a plain name; passed
+    on, such an element is XML that the recipients' parsers reject (RFC 6120 11.2: streams must be
+    namespace-well-formed), so one guest's message to a room would break everyone's stream."""
+    tag = el.tag
+    if ":" in tag and tag[0] != "{" or any(":" in k and k[0] != "{" for k in el.attrib):
+        raise StreamError("not-well-formed", "Undeclared namespace prefix")
+
+
 def _new_pull_parser() -> etree.XMLPullParser:
     return etree.XMLPullParser(
         events=("start", "end", "comment", "pi"), resolve_entities="internal",
@@ -96,6 +105,7 @@ class StreamParser:
         for ev, el in events:
             if ev == "start":
                 self._depth += 1
+                check_namespaces(el)
                 if self._depth == 1:
                     if el.getroottree().docinfo.doctype:
                         raise StreamError("restricted-xml", "DOCTYPE is not allowed")
@@ -137,6 +147,7 @@ def parse_document(data: bytes, max_size: int, max_depth: int) -> etree._Element
     for ev, el in parser.read_events():  # before the syntax error, if any: see StreamParser.feed
         if ev == "start":
             depth += 1
+            check_namespaces(el)
             if root is None:
                 root = el
                 if el.getroottree().docinfo.doctype:
