@@ -167,6 +167,9 @@ def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
     conf = ep.conference
     if cls == "EndpointMessage":
         to = data.get("to") or ""
+        if not isinstance(to, str):
+            ep.send_channel({"colibriClass": "Error", "message": "EndpointMessage 'to' must be an endpoint id"})
+            return
         out = dict(data, **{"from": ep.id})
         _deliver(conf, out, to, ep.id)
         if to and (other := conf.endpoints.get(to)) is not None and other.relay is not None:
