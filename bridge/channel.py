@@ -235,7 +235,7 @@ def relay_channel(relay: "Relay", channel: Any) -> None:
 def _set_last_n(ep: "Endpoint", value: Any) -> None:
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         return
     ep.last_n = -1 if n < 0 else n
     ep.conference.reassign()
