@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -331,6 +332,10 @@ class Endpoint:
 
 
 def _height(value: Any) -> int | None:
+    """A maxHeight from a participant's message; None for anything that is not a finite number
+    (JSON as Python reads it has NaN and Infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # (an int may be too big for a float)
         return None
     return UNLIMITED if value < 0 else min(int(value), UNLIMITED)
