@@ -77,7 +77,8 @@ class StreamParser:
     def feed(self, data: bytes) -> list[tuple[str, etree._Element | None]]:
         """Parse one chunk. Byte accounting is per stanza where lxml lets us see it: a chunk
         that completes stanzas resets the count to the bytes after its last '>', a chunk that
-        completes none adds to it; a large chunk has its completed stanzas measured one by one.
+        completes none adds to it; when the count before a chunk plus the chunk exceed the limit,
+        the stanzas it completes are measured one by one.
         """
         check_markup_declarations(data, self._last)
         self._last = data[-1:]
@@ -90,11 +91,12 @@ class StreamParser:
             raise StreamError("not-well-formed", str(exc).split(" (line")[0]) from None
         out = list(self._events(self._parser.read_events()))
         if any(kind == "stanza" for kind, _ in out):
-            self._pending = len(data) - (data.rfind(b">") + 1)
-            if len(data) > self.max_stanza:
+            # the first stanza completed here began in earlier chunks (`_pending` bytes ago)
+            if self._pending + len(data) > self.max_stanza:
                 for kind, el in out:
                     if kind == "stanza" and len(etree.tostring(el)) > self.max_stanza:
                         raise too_big()
+            self._pending = len(data) - (data.rfind(b">") + 1)
         else:
             self._pending += len(data)
         if self._pending > self.max_stanza:
