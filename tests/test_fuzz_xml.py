@@ -155,6 +155,8 @@ def test_stream_of_random_bytes(data, cuts, header):
 @example(depth=MAX_DEPTH + 5, wide=0, cuts=[])
 @example(depth=255, wide=0, cuts=[])  # libxml2's own limit (256) hid ours: not-well-formed
 @example(depth=0, wide=20_000, cuts=[])
+@example(depth=0, wide=9_982, cuts=[136])  # 10,001 bytes passed: the chunk ending it was only 10,000
+@example(depth=0, wide=19_000, cuts=[9_600])  # two chunks under the limit made a 19 kB stanza
 def test_stream_deep_and_huge(depth, wide, cuts):
     """Nesting past the cap and stanzas past the size limit are policy violations."""
     stanza = b"<message>" + b"<a>" * depth + b"x" * wide + b"</a>" * depth + b"</message>"
