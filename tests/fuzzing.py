@@ -4,6 +4,11 @@ Every fuzz test runs under `budget(n)`: n examples, derandomized, so the suite i
 bounded. `JITSI_PY_FUZZ_EXAMPLES=20000` runs each target that many times instead, with fresh
 random inputs on every run (a developer's long local run); a failure prints the `@example`
 and `@reproduce_failure` to pin it with.
+
+Derandomized is reproducible for one code base and one test selection, not across them:
+Hypothesis mixes constants it finds in the loaded project modules into what it generates, so
+running one fuzz module alone explores slightly different inputs than the whole suite does.
+Every input that once broke something is therefore kept as an explicit `@example`.
 """
 from __future__ import annotations
 

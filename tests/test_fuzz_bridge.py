@@ -323,7 +323,7 @@ def run(coro) -> None:
         loop.close()
 
 
-@budget(120)
+@budget(80)
 @given(data=st.data())
 def test_receive_path(data):
     bridge, conf, alice, bob = conference()
@@ -351,7 +351,7 @@ payload_types = st.builds(PayloadType, id=st.integers(0, 127), name=st.sampled_f
                           clockrate=st.integers(0, 2 ** 32 - 1), channels=st.integers(1, 255), parameters=params)
 
 
-@budget(150)
+@budget(80)
 @given(pts=st.lists(payload_types, max_size=4), more=st.lists(rtp_packets((RTX[0], LAYERS[0])), max_size=6))
 @example(pts=[PayloadType(96, "rtx", 90000, parameters={"apt": "²"})], more=[])  # isdigit() but not int()
 @example(pts=[PayloadType(96, "rtx", 90000, parameters={"apt": "99999"})], more=[])  # no payload type
@@ -393,7 +393,7 @@ def _channel(texts: list[str | dict]) -> list[dict]:
     return replies
 
 
-@budget(300)
+@budget(150)
 @given(msgs=st.lists(st.one_of(messages, messages, json_values), min_size=1, max_size=5))
 @example(msgs=[{"colibriClass": "EndpointMessage", "to": ["bob"]}])  # unhashable 'to': TypeError
 @example(msgs=[{"colibriClass": "LastN", "lastN": math.inf}])  # int(inf): OverflowError

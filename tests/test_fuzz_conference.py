@@ -141,7 +141,7 @@ def stanza_error(exc: StanzaError) -> None:
 
 
 # ---- Jingle ----------------------------------------------------------------------------------------
-@budget(250)
+@budget(200)
 @given(el=tree((J, "jingle")))
 @example(el=etree.fromstring(
     "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='s'><content name='a'>"
@@ -166,7 +166,7 @@ def _colibri_values(endpoints: list[colibri2.Endpoint], relays: list[colibri2.Re
         assert 0 < len(ep.id) <= 64
 
 
-@budget(250)
+@budget(150)
 @given(el=tree((C2, "conference-modify")))
 def test_colibri2_modify(el):
     with watchdog():
@@ -180,7 +180,7 @@ def test_colibri2_modify(el):
         assert again.meeting_id == req.meeting_id and len(again.endpoints) == len(req.endpoints)
 
 
-@budget(150)
+@budget(80)
 @given(el=tree((C2, "conference-modified")))
 def test_colibri2_modified(el):
     with watchdog():
@@ -194,7 +194,7 @@ def test_colibri2_modified(el):
 
 
 # ---- the conference IQ -----------------------------------------------------------------------------
-@budget(150)
+@budget(100)
 @given(el=tree((FOCUS, "conference")), muc=st.sampled_from([None, "conference.localhost"]))
 @example(el=etree.Element("{%s}conference" % FOCUS, room="a@b@c"), muc=None)
 def test_conference_request(el, muc):

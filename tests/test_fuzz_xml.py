@@ -131,7 +131,7 @@ def feed_stream(chunks: list[bytes], limit: int = 10_000) -> list[str]:
 
 
 # ---- the stream parser -----------------------------------------------------------------------------
-@budget(250)
+@budget(150)
 @given(stanzas=st.lists(stanza_bytes(), min_size=1, max_size=4), cuts=st.lists(st.integers(0, 4000), max_size=8),
        limit=st.sampled_from([300, 10_000]))
 @example(stanzas=[b"<message to='a@b@c'/>"], cuts=[], limit=10_000)
@@ -143,7 +143,7 @@ def test_stream_of_mutated_stanzas(stanzas, cuts, limit):
     assert seen and (seen[0] == "open" or seen[0].startswith("error:"))  # a header first, or an error
 
 
-@budget(250)
+@budget(200)
 @given(data=st.binary(max_size=1500), cuts=st.lists(st.integers(0, 1500), max_size=6), header=st.booleans())
 def test_stream_of_random_bytes(data, cuts, header):
     seen = feed_stream(split((HEADER if header else b"") + data, cuts))
@@ -168,7 +168,7 @@ def test_stream_deep_and_huge(depth, wide, cuts):
 
 
 # ---- one document: a WebSocket frame or a BOSH body ------------------------------------------------
-@budget(300)
+@budget(200)
 @given(data=st.one_of(stanza_bytes(), st.binary(max_size=600), xml_tree))
 @example(data=b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
 @example(data=b"<?xml version='1.0'?><!DOCTYPE m [<!ENTITY a 'x'>]><message>&a;</message>")
