@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from bridge import rtp, twcc, vp8
 from bridge.bridge import Bridge
-from bridge.channel import handle_message, handle_text
+from bridge.channel import data_channel, handle_message, handle_text, relay_channel
 from bridge.conference import Conference
 from bridge.endpoint import Endpoint
-from bridge.relay import WANTED_NAME, parse_wanted
+from bridge.relay import WANTED_NAME, Relay, parse_wanted
 from fuzzing import budget, watchdog
 from jitsi_py.config import BridgeSection
 from xmpp_plugins.conference.model import Media, PayloadType, Source, SourceGroup
@@ -34,6 +34,7 @@ LAYERS = (0x1000, 0x2000, 0x3000)
 RTX = (0x1001, 0x2001, 0x3001)
 AUDIO = 0x99
 CAMERA = 0x500  # a second video source without simulcast
+CAROL_AUDIO, CAROL_VIDEO = 0x7001, 0x7002  # carol is on the bridge at the other end of a relay
 
 
 # ---- packets ---------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def rtcp_packets(draw, ssrcs: tuple[int, ...]) -> bytes:
     return bytes(mutate(draw, bytearray(b"".join(parts))))
 
 
-any_ssrc = (AUDIO, CAMERA) + LAYERS + RTX
+any_ssrc = (AUDIO, CAMERA, CAROL_AUDIO, CAROL_VIDEO) + LAYERS + RTX
 
 
 # ---- the readers -----------------------------------------------------------------------------------
@@ -270,7 +271,8 @@ class Wire:
 
 
 def conference(media: list[Media] | None = None) -> tuple[Bridge, Conference, Endpoint, Endpoint]:
-    """alice sends audio, a camera and a three-layer simulcast source with RTX; bob receives."""
+    """alice sends audio, a camera and a three-layer simulcast source with RTX; bob receives;
+    carol sends audio and video over the relay from jvb2, which wants alice's camera."""
     bridge = Bridge(BridgeSection(id="jvbfuzz", last_n=2, audio_slots=1, endpoint_timeout=60))
     conf = Conference(bridge, "fuzz")
     bridge.conferences[conf.meeting_id] = conf
@@ -285,6 +287,16 @@ def conference(media: list[Media] | None = None) -> tuple[Bridge, Conference, En
     alice.set_sources([Source(AUDIO, "audio", "alice", "alice-a0"), Source(CAMERA, "video", "alice", "alice-v1")]
                       + [Source(s, "video", "alice", "alice-v0") for s in LAYERS + RTX],
                       [SourceGroup("SIM", list(LAYERS))] + [SourceGroup("FID", [m, r]) for m, r in zip(LAYERS, RTX)])
+    relay = Relay(conf, "jvb2", Wire())
+    conf.add_relay(relay)
+    carol = Endpoint(conf, "carol")
+    carol.relay = relay
+    relay.endpoints.add(carol.id)
+    conf.add(carol)
+    carol.set_media(media if media is not None else default_media())
+    carol.set_sources([Source(CAROL_AUDIO, "audio", "carol", "carol-a0"),
+                       Source(CAROL_VIDEO, "video", "carol", "carol-v0")], [])
+    relay.wanted = frozenset({CAMERA})
     conf.reassign()
     return bridge, conf, alice, bob
 
@@ -296,6 +308,13 @@ async def _receive(bridge: Bridge, conf: Conference, alice: Endpoint, bob: Endpo
     for who, data in packets:
         if not data or not 127 < data[0] < 192:
             continue  # STUN, DTLS or nothing: never reaches the conference
+        if who == "relay":
+            relay = conf.relays["jvb2"]
+            if rtp.is_rtcp(data):
+                conf.on_relay_rtcp(relay, data)
+            else:
+                conf.on_relay_rtp(relay, data)
+            continue
         sender = alice if who in ("rtp", "rtcp-from-sender") else bob
         if rtp.is_rtcp(data):
             conf.on_rtcp(sender, data)
@@ -331,8 +350,9 @@ def test_receive_path(data):
     bursts = data.draw(st.lists(st.one_of(
         rtp_streams(any_ssrc).map(lambda ps: [("rtp", p) for p in ps]),
         st.tuples(st.just("rtp"), st.one_of(rtp_packets(any_ssrc), st.binary(max_size=300))).map(lambda p: [p]),
-        st.tuples(st.sampled_from(["rtcp", "rtcp-from-sender"]),
-                  st.one_of(rtcp_packets(slot_ssrcs + any_ssrc), st.binary(max_size=200))).map(lambda p: [p])),
+        st.tuples(st.sampled_from(["rtcp", "rtcp-from-sender", "relay"]),
+                  st.one_of(rtcp_packets(slot_ssrcs + any_ssrc), st.binary(max_size=200))).map(lambda p: [p]),
+        rtp_streams((CAROL_AUDIO, CAROL_VIDEO, CAMERA)).map(lambda ps: [("relay", p) for p in ps])),
         max_size=8))
     packets = [p for burst in bursts for p in burst]
     with watchdog():
@@ -425,3 +445,48 @@ def test_channel_answers_garbage_with_an_error():
     replies = []
     run(_as_coro(lambda: replies.extend(_channel(["not json", "[1]", json.dumps({"colibriClass": "ClientHello"})]))))
     assert [r["colibriClass"] for r in replies] == ["Error", "Error", "ServerHello"]
+
+
+class DataChannel:
+    """aiortc's RTCDataChannel as the bridge uses it: event handlers, state, send."""
+
+    readyState = "open"
+    bufferedAmount = 0
+    label = "JVB data channel"
+    protocol = "http://jitsi.org/protocols/colibri"
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, object] = {}
+        self.sent: list[str] = []
+
+    def on(self, event: str, handler) -> None:
+        self.handlers[event] = handler
+
+    def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    def close(self) -> None:
+        self.readyState = "closed"
+
+
+@budget(100)
+@given(messages=st.lists(st.one_of(st.text(max_size=80), st.binary(max_size=80), messages.map(json.dumps),
+                                   st.builds(lambda to, m: json.dumps({"colibriClass": "EndpointMessage", "to": to,
+                                                                       "from": "carol", "msgPayload": m}),
+                                             json_values, json_values)),
+                         min_size=1, max_size=4))
+@example(messages=[b"\xff\xfe{", json.dumps({"colibriClass": "EndpointMessage", "to": ["bob"]})])
+def test_data_channels(messages):
+    """Messages on an endpoint's data channel and on the relay's, as aiortc's receive loop
+    hands them on: nothing may raise into that loop."""
+    async def go() -> None:
+        bridge, conf, alice, bob = conference()
+        mine, theirs = DataChannel(), DataChannel()
+        data_channel(alice, mine)
+        relay_channel(conf.relays["jvb2"], theirs)
+        for m in messages:
+            mine.handlers["message"](m)
+            theirs.handlers["message"](m)
+        assert all(isinstance(json.loads(t), dict) for t in mine.sent)
+    with watchdog():
+        run(go())
