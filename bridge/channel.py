@@ -217,7 +217,7 @@ def relay_channel(relay: "Relay", channel: Any) -> None:
         aiortc's receive loop: it must not raise."""
         try:
             data = json.loads(message) if len(message) <= MAX_MESSAGE else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             return
         try:
             if isinstance(data, dict) and data.get("colibriClass") == "EndpointMessage":
