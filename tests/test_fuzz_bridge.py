@@ -470,13 +470,14 @@ class DataChannel:
 
 
 @budget(100)
-@given(messages=st.lists(st.one_of(st.text(max_size=80), st.binary(max_size=80), messages.map(json.dumps),
+@given(texts=st.lists(st.one_of(st.text(max_size=80), st.binary(max_size=80), messages.map(json.dumps),
                                    st.builds(lambda to, m: json.dumps({"colibriClass": "EndpointMessage", "to": to,
                                                                        "from": "carol", "msgPayload": m}),
                                              json_values, json_values)),
                          min_size=1, max_size=4))
-@example(messages=[b"\xff\xfe{", json.dumps({"colibriClass": "EndpointMessage", "to": ["bob"]})])
-def test_data_channels(messages):
+@example(texts=[b"\xff\xfe{", json.dumps({"colibriClass": "EndpointMessage", "to": ["bob"]})])
+@example(texts=["[" * 60_000])
+def test_data_channels(texts):
     """Messages on an endpoint's data channel and on the relay's, as aiortc's receive loop
     hands them on: nothing may raise into that loop."""
     async def go() -> None:
@@ -484,7 +485,7 @@ def test_data_channels(messages):
         mine, theirs = DataChannel(), DataChannel()
         data_channel(alice, mine)
         relay_channel(conf.relays["jvb2"], theirs)
-        for m in messages:
+        for m in texts:
             mine.handlers["message"](m)
             theirs.handlers["message"](m)
         assert all(isinstance(json.loads(t), dict) for t in mine.sent)
