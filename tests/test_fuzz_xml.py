@@ -4,11 +4,12 @@ and `Stanza.parse`. Whatever bytes a guest sends, the outcome is parsed stanzas,
 never an lxml exception, RecursionError, IndexError or a hang. Budgets: tests/fuzzing.py."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from lxml import etree
 
-from fuzzing import budget, jids, numbers, split, watchdog, xml_text
+from fuzzing import Hang, budget, jids, numbers, split, watchdog, xml_text
 from xmpp_plugins.errors import StanzaError, StreamError
 from xmpp_plugins.stanza import STANZA_NAMES, Stanza, make_error
 from xmpp_plugins.xmlstream import StreamParser, check_markup_declarations, parse_document, serialize
@@ -184,3 +185,11 @@ def test_document(data):
             assert exc.condition in STREAM_CONDITIONS, exc
             return
         check_stanza(root)
+
+
+def test_watchdog_turns_a_spin_into_a_failure():
+    """The hang detection every fuzz test relies on (tests/fuzzing.py) does fire."""
+    with pytest.raises(Hang):
+        with watchdog(0.2):
+            while True:
+                pass
