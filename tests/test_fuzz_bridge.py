@@ -389,11 +389,16 @@ def test_media_from_colibri2(pts, more):
 CLASSES = ["EndpointMessage", "LastNChangedEvent", "LastN", "ReceiverVideoConstraints", "ClientHello", "Other", None]
 KEYS = ["colibriClass", "to", "from", "lastN", "defaultConstraints", "constraints", "maxHeight", "onStageSources",
         "onStageEndpoints", "selectedSources", "selectedEndpoints", "msgPayload", "alice", "alice-v0", "bob"]
+
+
+def _json_containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5))
+
+
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(), st.text(max_size=10),
               st.sampled_from(KEYS + ["alice-v0", "bob"])),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
-    max_leaves=15)
+    _json_containers, max_leaves=15)
 messages = st.builds(lambda cls, rest: {**rest, "colibriClass": cls} if cls is not None else rest,
                      st.sampled_from(CLASSES), st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6))
 
