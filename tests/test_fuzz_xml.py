@@ -146,6 +146,10 @@ def test_stream_of_mutated_stanzas(stanzas, cuts, limit):
 
 @budget(200)
 @given(data=st.binary(max_size=1500), cuts=st.lists(st.integers(0, 1500), max_size=6), header=st.booleans())
+@example(data=b"<!DOCTYPE s [<!ENTITY a 'xxxxxxxx'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;'>]>"
+              b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><message>&b;</message>",
+         cuts=[2], header=False)  # '<!' alone looks like the start of a CDATA section
+@example(data=b"<message><!--x--></message>", cuts=[11], header=True)
 def test_stream_of_random_bytes(data, cuts, header):
     seen = feed_stream(split((HEADER if header else b"") + data, cuts))
     assert "stanza" not in seen[:1]  # never a stanza before the stream header
