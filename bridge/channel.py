@@ -51,16 +51,8 @@ async def colibri_ws(request: web.Request) -> web.StreamResponse:
     channel_opened(ep, sender, ws.close)
     try:
         async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            try:
-                data = json.loads(msg.data)
-            except ValueError:
-                await ws.send_str(json.dumps({"colibriClass": "Error", "message": "not JSON"}))
-                continue
-            if not isinstance(data, dict):
-                continue
-            handle_message(ep, data)
+            if msg.type == WSMsgType.TEXT:
+                handle_text(ep, msg.data, sender)
     finally:
         channel_closed(ep, sender)
     return ws
@@ -96,20 +88,9 @@ def data_channel(ep: "Endpoint", channel: Any) -> None:
     sender = _DataChannelSender(channel)
 
     def on_message(message: str | bytes) -> None:
-        try:
-            if isinstance(message, bytes):
-                message = message.decode("utf-8", "replace")
-            if len(message) > MAX_MESSAGE:
-                return
-            try:
-                data = json.loads(message)
-            except ValueError:
-                sender(json.dumps({"colibriClass": "Error", "message": "not JSON"}))
-                return
-            if isinstance(data, dict):
-                handle_message(ep, data)
-        except Exception:
-            log.exception("bridge channel message from %s failed", ep.id)
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        handle_text(ep, message, sender)
 
     channel.on("message", on_message)
     channel.on("close", lambda: channel_closed(ep, sender))
@@ -153,11 +134,42 @@ class _DataChannelSender:
         channel.send(text)
 
 
+def handle_text(ep: "Endpoint", text: str, reply: Callable[[str], Any] | None = None) -> None:
+    """One message from a participant, as text (WebSocket or data channel). Called from the
+    WebSocket's reader and from aiortc's receive loop: it never raises. What is not a JSON
+    object gets an Error message back (on `reply`, default: the endpoint's channel)."""
+    def error(message: str) -> None:
+        out = {"colibriClass": "Error", "message": message}
+        if reply is not None:
+            reply(json.dumps(out))
+        else:
+            ep.send_channel(out)
+
+    if len(text) > MAX_MESSAGE:
+        error("message too long")
+        return
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        error("not JSON")
+        return
+    if not isinstance(data, dict):
+        error("not a JSON object")
+        return
+    try:
+        handle_message(ep, data)
+    except Exception:
+        log.exception("bridge channel message from %s failed", ep.id)
+
+
 def handle_message(ep: "Endpoint", data: dict[str, Any]) -> None:
     cls = data.get("colibriClass")
     conf = ep.conference
     if cls == "EndpointMessage":
         to = data.get("to") or ""
+        if not isinstance(to, str):
+            ep.send_channel({"colibriClass": "Error", "message": "EndpointMessage 'to' must be an endpoint id"})
+            return
         out = dict(data, **{"from": ep.id})
         _deliver(conf, out, to, ep.id)
         if to and (other := conf.endpoints.get(to)) is not None and other.relay is not None:
@@ -205,7 +217,7 @@ def relay_channel(relay: "Relay", channel: Any) -> None:
         aiortc's receive loop: it must not raise."""
         try:
             data = json.loads(message) if len(message) <= MAX_MESSAGE else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             return
         try:
             if isinstance(data, dict) and data.get("colibriClass") == "EndpointMessage":
@@ -223,7 +235,7 @@ def relay_channel(relay: "Relay", channel: Any) -> None:
 def _set_last_n(ep: "Endpoint", value: Any) -> None:
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         return
     ep.last_n = -1 if n < 0 else n
     ep.conference.reassign()

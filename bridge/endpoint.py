@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -159,8 +160,8 @@ class Endpoint:
         has_video = any(m.payload_types for m in media if m.kind == "video")
         self.vp8_pts = vp8 if has_video else ALL_PAYLOAD_TYPES  # unknown: assume VP8
         # RTX payload type -> the payload type it retransmits (RFC 4588 apt)
-        self.rtx_pts = {pt.id: int(pt.parameters["apt"]) for m in media for pt in m.payload_types
-                        if pt.name.lower() == "rtx" and pt.parameters.get("apt", "").isdigit()}
+        self.rtx_pts = {pt.id: apt for m in media for pt in m.payload_types
+                        if pt.name.lower() == "rtx" and (apt := _payload_type(pt.parameters.get("apt", ""))) is not None}
         tcc_ext = None
         for m in media:
             for ext in m.header_extensions:
@@ -330,7 +331,16 @@ class Endpoint:
                 **({k: v for k, v in t.stats.items()} if t is not None else {})}
 
 
+def _payload_type(value: str) -> int | None:
+    """An RTP payload type (0..127) as an SDP/Jingle parameter gives it, else None."""
+    return int(value) if value.isascii() and value.isdigit() and int(value) <= 127 else None
+
+
 def _height(value: Any) -> int | None:
+    """A maxHeight from a participant's message; None for anything that is not a finite number
+    (JSON as Python reads it has NaN and Infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # (an int may be too big for a float)
         return None
     return UNLIMITED if value < 0 else min(int(value), UNLIMITED)

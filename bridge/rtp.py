@@ -334,6 +334,8 @@ def rtcp_media_ssrc(data: Buffer, off: int) -> int | None:
 def iter_fir(data: Buffer, off: int, length: int) -> Iterator[tuple[int, int]]:
     """``(ssrc, command_seq_nr)`` for each FCI entry of a FIR (RFC 5104 4.3.1.1: entries of 8
     bytes from offset+12).  Stops at the packet end or the buffer end."""
+    if off < 0:
+        return
     end = min(off + length, len(data))
     pos = off + 12
     while pos + 8 <= end:

@@ -23,8 +23,20 @@ def _candidate_line(c: Candidate) -> str:
     return line
 
 
+_NUMBER = re.compile(r"[0-9]{1,10}")
+U16, U32 = 2 ** 16 - 1, 2 ** 32 - 1
+
+
+def _number(text: str, what: str, lo: int = 0, hi: int = U32) -> int:
+    """A decimal number in lo..hi, else ValueError naming the field (the parsers' one error)."""
+    if not _NUMBER.fullmatch(text) or not lo <= int(text) <= hi:
+        raise ValueError(f"{what}: {text[:40]!r} is not a number in {lo}..{hi}")
+    return int(text)
+
+
 def parse_candidate_sdp(text: str) -> Candidate:
-    """`candidate:...` (with or without `a=`), as SDP and trickle ICE carry it."""
+    """`candidate:...` (with or without `a=`), as SDP and trickle ICE carry it. ValueError if
+    it is not one."""
     text = text.strip()
     if text.startswith("a="):
         text = text[2:]
@@ -32,19 +44,20 @@ def parse_candidate_sdp(text: str) -> Candidate:
         text = text[len("candidate:"):]
     bits = text.split()
     if len(bits) < 8 or bits[6] != "typ":
-        raise ValueError(f"not an ICE candidate: {text!r}")
-    c = Candidate(foundation=bits[0], component=int(bits[1]), protocol=bits[2].lower(), priority=int(bits[3]),
-                  ip=bits[4], port=int(bits[5]), type=bits[7])
+        raise ValueError(f"not an ICE candidate: {text[:80]!r}")
+    c = Candidate(foundation=bits[0], component=_number(bits[1], "candidate component", 1, 256),
+                  protocol=bits[2].lower(), priority=_number(bits[3], "candidate priority"),
+                  ip=bits[4], port=_number(bits[5], "candidate port", 0, U16), type=bits[7])
     rest = bits[8:]
     for key, value in zip(rest[::2], rest[1::2]):
         if key == "raddr":
             c.rel_addr = value
         elif key == "rport":
-            c.rel_port = int(value)
+            c.rel_port = _number(value, "candidate rport", 0, U16)
         elif key == "tcptype":
             c.tcptype = value
         elif key == "generation":
-            c.generation = int(value)
+            c.generation = _number(value, "candidate generation")
     return c
 
 
@@ -124,10 +137,11 @@ class Answer:
     groups: list[SourceGroup] = field(default_factory=list)
 
 
-_SSRC = re.compile(r"^a=ssrc:(\d+) (\w[\w-]*):?(.*)$")
+_SSRC = re.compile(r"^a=ssrc:([0-9]+) (\w[\w-]*):?(.*)$")
 
 
 def parse_answer(sdp: str, owner: str = "") -> Answer:
+    """The participant's answer; ValueError naming the line for one we cannot use."""
     ufrag = pwd = ""
     fps: list[Fingerprint] = []
     cands: list[Candidate] = []
@@ -148,7 +162,9 @@ def parse_answer(sdp: str, owner: str = "") -> Answer:
         elif line.startswith("a=ice-pwd:") and not pwd:
             pwd = line.split(":", 1)[1]
         elif line.startswith("a=fingerprint:"):
-            algo, value = line.split(":", 1)[1].split(" ", 1)
+            algo, _, value = line.split(":", 1)[1].partition(" ")
+            if not value.strip():
+                raise ValueError(f"fingerprint without a hash function and value: {line[:80]!r}")
             if value not in seen_fp:
                 seen_fp.add(value)
                 fps.append(Fingerprint(algo.lower(), value.strip(), "active"))
@@ -164,12 +180,14 @@ def parse_answer(sdp: str, owner: str = "") -> Answer:
         elif line.startswith("a=msid:"):
             msid = line[len("a=msid:"):]
         elif line.startswith("a=ssrc-group:") and kind in ("audio", "video"):
-            semantics, *ssrcs = line[len("a=ssrc-group:"):].split()
-            groups.append(SourceGroup(semantics, [int(s) for s in ssrcs]))
+            semantics, *ssrcs = line[len("a=ssrc-group:"):].split() or [""]
+            if not ssrcs:
+                raise ValueError(f"ssrc-group without SSRCs: {line[:80]!r}")
+            groups.append(SourceGroup(semantics, [_number(s, "ssrc-group SSRC", 1) for s in ssrcs]))
         elif line.startswith("a=ssrc:") and kind in ("audio", "video") and direction in ("sendrecv", "sendonly"):
             m = _SSRC.match(line)
             if m:
-                ssrc = int(m.group(1))
+                ssrc = _number(m.group(1), "ssrc", 1)
                 src = sources.setdefault(ssrc, Source(ssrc=ssrc, kind=kind, owner=owner, msid=msid))
                 if m.group(2) == "cname":
                     src.cname = m.group(3)

@@ -7,6 +7,8 @@ is answered with an error and never reaches the core half-parsed.
 """
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from jitsi_base import ns
@@ -28,16 +30,24 @@ def q(ns: str, name: str) -> str:
     return "{%s}%s" % (ns, name)
 
 
-def _int(el: etree._Element, attr: str, what: str, default: int | None = None) -> int:
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+U16, U32 = 2 ** 16 - 1, 2 ** 32 - 1
+
+
+def _int(el: etree._Element, attr: str, what: str, default: int | None = None, lo: int = 0, hi: int = U32) -> int:
+    """An integer attribute in lo..hi. ASCII digits only: int() would also take ' 7', '1_0' or
+    Arabic-Indic digits, which no peer of ours sends and which would not survive a round trip."""
     value = el.get(attr)
     if value is None:
         if default is not None:
             return default
         raise StanzaError("bad-request", f"{what}: missing '{attr}'")
-    try:
-        return int(value)
-    except ValueError:
-        raise StanzaError("bad-request", f"{what}: '{attr}' is not a number: {value!r}") from None
+    if not _INTEGER.fullmatch(value):
+        raise StanzaError("bad-request", f"{what}: '{attr}' is not a number: {value[:40]!r}")
+    number = int(value)
+    if not lo <= number <= hi:
+        raise StanzaError("bad-request", f"{what}: '{attr}' {number} is out of range ({lo}..{hi})")
+    return number
 
 
 def _req(el: etree._Element, attr: str, what: str) -> str:
@@ -62,19 +72,18 @@ def parse_transport(el: etree._Element) -> IceTransport:
         t.websocket_url = ws.get("url")
     sctp = el.find(q(SCTP, "sctpmap"))
     if sctp is not None:
-        t.sctp_port = _int(sctp, "number", "sctpmap", 5000)
+        t.sctp_port = _int(sctp, "number", "sctpmap", 5000, hi=U16)
     return t
 
 
 def parse_candidate(c: etree._Element) -> Candidate:
     what = "candidate"
-    rel_port = c.get("rel-port")
     return Candidate(
-        foundation=_req(c, "foundation", what), component=_int(c, "component", what),
+        foundation=_req(c, "foundation", what), component=_int(c, "component", what, lo=1, hi=256),
         protocol=c.get("protocol", "udp").lower(), priority=_int(c, "priority", what),
-        ip=_req(c, "ip", what), port=_int(c, "port", what), type=c.get("type", "host"),
+        ip=_req(c, "ip", what), port=_int(c, "port", what, hi=U16), type=c.get("type", "host"),
         generation=_int(c, "generation", what, 0), id=c.get("id", ""),
-        rel_addr=c.get("rel-addr"), rel_port=int(rel_port) if rel_port and rel_port.isdigit() else None,
+        rel_addr=c.get("rel-addr"), rel_port=_int(c, "rel-port", what, hi=U16) if c.get("rel-port") else None,
         tcptype=c.get("tcptype"))
 
 
@@ -111,10 +120,8 @@ def transport_element(t: IceTransport) -> etree._Element:
 # ---- RTP description pieces ----------------------------------------------------------------
 def parse_payload_type(el: etree._Element) -> PayloadType:
     what = "payload-type"
-    pt = PayloadType(id=_int(el, "id", what), name=el.get("name", ""), clockrate=_int(el, "clockrate", what, 0),
-                     channels=_int(el, "channels", what, 1))
-    if not 0 <= pt.id <= 127:
-        raise StanzaError("bad-request", f"payload-type id {pt.id} is out of range")
+    pt = PayloadType(id=_int(el, "id", what, hi=127), name=el.get("name", ""),
+                     clockrate=_int(el, "clockrate", what, 0), channels=_int(el, "channels", what, 1, lo=1, hi=255))
     for p in el.iterfind(q(RTP, "parameter")):
         if p.get("name"):
             pt.parameters[p.get("name")] = p.get("value", "")
@@ -138,10 +145,7 @@ def payload_type_element(pt: PayloadType) -> etree._Element:
 
 
 def parse_hdrext(el: etree._Element) -> HeaderExtension:
-    ext = HeaderExtension(id=_int(el, "id", "rtp-hdrext"), uri=_req(el, "uri", "rtp-hdrext"))
-    if not 1 <= ext.id <= 255:
-        raise StanzaError("bad-request", f"rtp-hdrext id {ext.id} is out of range")
-    return ext
+    return HeaderExtension(id=_int(el, "id", "rtp-hdrext", lo=1, hi=255), uri=_req(el, "uri", "rtp-hdrext"))
 
 
 def hdrext_element(ext: HeaderExtension) -> etree._Element:
@@ -150,9 +154,7 @@ def hdrext_element(ext: HeaderExtension) -> etree._Element:
 
 # ---- sources ---------------------------------------------------------------------------------
 def parse_source(el: etree._Element, kind: str) -> Source:
-    ssrc = _int(el, "ssrc", "source")
-    if not 0 < ssrc < 2 ** 32:
-        raise StanzaError("bad-request", f"source ssrc {ssrc} is out of range")
+    ssrc = _int(el, "ssrc", "source", lo=1)
     src = Source(ssrc=ssrc, kind=kind, name=el.get("name", ""), video_type=el.get("videoType", ""))
     for p in el.iterfind(q(SSMA, "parameter")):
         if p.get("name") == "msid":
@@ -184,7 +186,7 @@ def source_element(src: Source, owner_jid: str | None = None) -> etree._Element:
 def parse_group(el: etree._Element) -> SourceGroup:
     g = SourceGroup(semantics=_req(el, "semantics", "ssrc-group"))
     for s in el.iterfind(q(SSMA, "source")):
-        g.ssrcs.append(_int(s, "ssrc", "ssrc-group source"))
+        g.ssrcs.append(_int(s, "ssrc", "ssrc-group source", lo=1))
     if not g.ssrcs:
         raise StanzaError("bad-request", "ssrc-group without sources")
     return g

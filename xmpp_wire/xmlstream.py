@@ -41,6 +41,15 @@ def check_markup_declarations(data: bytes, previous_last: bytes = b"") -> None:
         raise StreamError("restricted-xml", "DTDs, entities and comments are not allowed")
 
 
+def check_namespaces(el: etree._Element) -> None:
+    """libxml2 only warns about an undeclared prefix and keeps `p:name` as a plain name; passed
+    on, such an element is XML that the recipients' parsers reject (RFC 6120 11.2: streams must be
+    namespace-well-formed), so one guest's message to a room would break everyone's stream."""
+    tag = el.tag
+    if ":" in tag and tag[0] != "{" or any(":" in k and k[0] != "{" for k in el.attrib):
+        raise StreamError("not-well-formed", "Undeclared namespace prefix")
+
+
 def _new_pull_parser() -> etree.XMLPullParser:
     return etree.XMLPullParser(
         events=("start", "end", "comment", "pi"), resolve_entities="internal",
@@ -68,21 +77,26 @@ class StreamParser:
     def feed(self, data: bytes) -> list[tuple[str, etree._Element | None]]:
         """Parse one chunk. Byte accounting is per stanza where lxml lets us see it: a chunk
         that completes stanzas resets the count to the bytes after its last '>', a chunk that
-        completes none adds to it; a large chunk has its completed stanzas measured one by one.
+        completes none adds to it; when the count before a chunk plus the chunk exceed the limit,
+        the stanzas it completes are measured one by one.
         """
         check_markup_declarations(data, self._last)
         self._last = data[-1:]
         try:
             self._parser.feed(data)
-            out = list(self._events(self._parser.read_events()))
         except etree.XMLSyntaxError as exc:
+            # what libxml2 read before the error may already break one of our rules (its own
+            # depth limit of 256 would otherwise hide ours): that is the error to report
+            list(self._events(self._parser.read_events()))
             raise StreamError("not-well-formed", str(exc).split(" (line")[0]) from None
+        out = list(self._events(self._parser.read_events()))
         if any(kind == "stanza" for kind, _ in out):
-            self._pending = len(data) - (data.rfind(b">") + 1)
-            if len(data) > self.max_stanza:
+            # the first stanza completed here began in earlier chunks (`_pending` bytes ago)
+            if self._pending + len(data) > self.max_stanza:
                 for kind, el in out:
                     if kind == "stanza" and len(etree.tostring(el)) > self.max_stanza:
                         raise too_big()
+            self._pending = len(data) - (data.rfind(b">") + 1)
         else:
             self._pending += len(data)
         if self._pending > self.max_stanza:
@@ -93,6 +107,7 @@ class StreamParser:
         for ev, el in events:
             if ev == "start":
                 self._depth += 1
+                check_namespaces(el)
                 if self._depth == 1:
                     if el.getroottree().docinfo.doctype:
                         raise StreamError("restricted-xml", "DOCTYPE is not allowed")
@@ -125,15 +140,16 @@ def parse_document(data: bytes, max_size: int, max_depth: int) -> etree._Element
     parser = _new_pull_parser()
     root = None
     depth = 0
+    error = None
     try:
         parser.feed(data)
-        events = list(parser.read_events())
         parser.close()
     except etree.XMLSyntaxError as exc:
-        raise StreamError("not-well-formed", str(exc).split(" (line")[0]) from None
-    for ev, el in events:
+        error = StreamError("not-well-formed", str(exc).split(" (line")[0])
+    for ev, el in parser.read_events():  # before the syntax error, if any: see StreamParser.feed
         if ev == "start":
             depth += 1
+            check_namespaces(el)
             if root is None:
                 root = el
                 if el.getroottree().docinfo.doctype:
@@ -144,6 +160,8 @@ def parse_document(data: bytes, max_size: int, max_depth: int) -> etree._Element
             depth -= 1
         else:
             raise StreamError("restricted-xml", "XML comments and processing instructions are not allowed")
+    if error is not None:
+        raise error
     if root is None:
         raise StreamError("not-well-formed", "Empty document")
     return root
