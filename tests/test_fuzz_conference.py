@@ -1,5 +1,5 @@
 """Fuzzing the conference protocols: Jingle, COLIBRI2 and the focus's conference IQ to models
-(xmpp_plugins/conference/), and SDP answers to models. Element trees are generated from the
+(jitsi_protocols/), and SDP answers to models. Element trees are generated from the
 shapes the parsers expect, with attributes missing, garbage or out of range and unexpected
 children; the only way out is StanzaError (for SDP: ValueError), never IndexError, TypeError or
 a model with values the rest of the stack cannot use. Budgets: tests/fuzzing.py."""
