@@ -154,7 +154,9 @@ async def test_endpoint_messages_cross_the_relay(bridges):
                     10, "the data channel between the bridges")
         inbox: dict[str, list[dict]] = {"here": [], "near": [], "far": []}
         for conf, ep_id in ((c1, "here"), (c1, "near"), (c2, "far")):
-            conf.endpoints[ep_id].channel_send = lambda text, ep_id=ep_id: inbox[ep_id].append(json.loads(text))
+            # only EndpointMessages: the bridge's own SenderVideoConstraints may arrive any time
+            conf.endpoints[ep_id].channel_send = lambda text, ep_id=ep_id: (
+                json.loads(text).get("colibriClass") == "EndpointMessage" and inbox[ep_id].append(json.loads(text)))
         handle_message(c1.endpoints["here"], {"colibriClass": "EndpointMessage", "to": "", "msgPayload": {"n": 1}})
         await until(lambda: inbox["far"], 5, "the broadcast on the other bridge")
         assert inbox["far"] == [{"colibriClass": "EndpointMessage", "to": "", "msgPayload": {"n": 1}, "from": "here"}]
