@@ -200,8 +200,18 @@ async def test_routes_and_config(stack):
             text = await r.text()
             assert r.content_type == "text/javascript" and text.startswith("export default {")
             assert f'"ws://{stack.http_address[0]}:{stack.http_address[1]}/xmpp-websocket"' in text
-        async with http.get(f"{base}/static/js/room.js") as r:
-            assert r.status == 200 and "javascript" in r.content_type
+        # the room page's modules, followed through their imports: each one is served, revalidated
+        seen: set[str] = set()
+        todo = ["room.js"]
+        while todo:
+            module = todo.pop()
+            seen.add(module)
+            async with http.get(f"{base}/static/js/{module}") as r:
+                assert r.status == 200 and "javascript" in r.content_type, module
+                assert r.headers["Cache-Control"] == "no-cache", module
+                imports = re.findall(r"""^import [^;]*?from '\./([a-z]+\.js)';""", await r.text(), re.M | re.S)
+            todo += [m for m in imports if m not in seen and m not in todo]
+        assert {"room.js", "store.js", "conference.js", "tiles.js", "security.js"} <= seen
         # the other services' top-level paths are not rooms (metrics live on the admin port)
         async with http.get(f"{base}/metrics") as r:
             assert r.status == 404 and 'id="prejoin"' not in await r.text()
