@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .config import BridgeSection
 from jitsi_protocols import colibri2
 from jitsi_protocols.model import Source
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 
 from . import rtp
@@ -222,9 +223,9 @@ class Bridge:
                 if relay.transport.setup == "active" and relay.transport.sctp is not None:
                     from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
 
-                    from .channel import COLIBRI_PROTOCOL, relay_channel
+                    from .channel import relay_channel
                     relay_channel(relay, RTCDataChannel(relay.transport.sctp, RTCDataChannelParameters(
-                        label="relay", protocol=COLIBRI_PROTOCOL)))
+                        label="relay", protocol=ns.COLIBRI_CHANNEL)))
         asyncio.ensure_future(run())
 
     async def _expire_relay(self, conf: Conference, relay: Relay) -> None:

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024
-COLIBRI_PROTOCOL = "http://jitsi.org/protocols/colibri"  # the data channel's protocol, as Jitsi names it
 BRIDGE = web.AppKey("bridge", object)
 
 

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
+from jitsi_base import ns
 from jitsi_protocols.model import Media, Source, SourceGroup
 
 from . import rtp
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 TCC_STALE = 5.0  # s without transport-cc feedback after which a receiver's REMB counts again
 
 
@@ -165,7 +165,7 @@ class Endpoint:
         tcc_ext = None
         for m in media:
             for ext in m.header_extensions:
-                if m.kind == "audio" and ext.uri == AUDIO_LEVEL_URI:
+                if m.kind == "audio" and ext.uri == ns.RTP_AUDIO_LEVEL:
                     self.audio_level_ext = ext.id
                 elif ext.uri == TCC_URI:
                     tcc_ext = ext.id

@@ -97,7 +97,6 @@ class Conference:
         self.bridge_session = str(uuid.uuid4())
         self.media: list[Media] = default_media()
         self._lock = asyncio.Lock()  # serialise bridge work for one conference
-        self.ended = False
         self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
         self.in_room: asyncio.Future | None = None  # the focus's join of the room
         self.joins = 0  # how many have joined so far: the start-muted policy counts them

@@ -30,6 +30,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from xmpp_wire.component_client import ComponentConnection, attach
 from jitsi_protocols import colibri2, focus_iq, jingle
 from jitsi_protocols.slix import configure_tls, reply_error, to_et, to_lxml
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from jitsi_base.rate import TokenBucket
 from xmpp_wire.stanza import Stanza, make_error, make_result
@@ -39,8 +40,7 @@ from .conference import Conference
 
 log = logging.getLogger(__name__)
 
-COLIBRI_STATS = "http://jitsi.org/protocol/colibri"
-MUTE_NS = {"audio": "http://jitsi.org/jitmeet/audio", "video": "http://jitsi.org/jitmeet/video"}
+MUTE_NS = {"audio": ns.JITSI_AUDIO_MUTED, "video": ns.JITSI_VIDEO_MUTED}
 
 
 class Focus:
@@ -82,12 +82,12 @@ class Focus:
             c.register_plugin(plugin)
         c.add_event_handler("session_start", self._on_session)
         c.add_event_handler("groupchat_presence", self._on_room_presence)
-        c.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % jingle.NS), self._on_jingle))
+        c.register_handler(Callback("jingle", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(jingle.NS, "jingle"))), self._on_jingle))
         for kind in ("audio", "video"):
-            c.register_handler(Callback(f"mute-{kind}", MatchXPath("{jabber:client}iq/{%s}mute" % MUTE_NS[kind]),
+            c.register_handler(Callback(f"mute-{kind}", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(MUTE_NS[kind], "mute"))),
                                         lambda iq, kind=kind: self._on_mute(iq, kind)))
         c.register_handler(Callback("colibri2-from-bridge",
-                                    MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS),
+                                    MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(colibri2.NS, "conference-modify"))),
                                     self._on_bridge_notice))
         self._online = asyncio.get_event_loop().create_future()
 
@@ -184,15 +184,14 @@ class Focus:
                     type_="wait")))
                 return
             self.spawn(self._conference_iq(stanza, payload))
-        elif tag == "{http://jabber.org/protocol/disco#info}query":
-            q = etree.Element("{http://jabber.org/protocol/disco#info}query",
-                              nsmap={None: "http://jabber.org/protocol/disco#info"})
-            etree.SubElement(q, "{http://jabber.org/protocol/disco#info}identity", category="component",
+        elif tag == ns.q(ns.DISCO_INFO, "query"):
+            q = etree.Element(ns.q(ns.DISCO_INFO, "query"), nsmap={None: ns.DISCO_INFO})
+            etree.SubElement(q, ns.q(ns.DISCO_INFO, "identity"), category="component",
                              type="focus", name="jitsi-py focus")
-            for var in (focus_iq.NS, "urn:xmpp:ping", "http://jabber.org/protocol/disco#info"):
-                etree.SubElement(q, "{http://jabber.org/protocol/disco#info}feature", var=var)
+            for var in (focus_iq.NS, ns.PING, ns.DISCO_INFO):
+                etree.SubElement(q, ns.q(ns.DISCO_INFO, "feature"), var=var)
             self._reply(make_result(stanza, q))
-        elif tag == "{urn:xmpp:ping}ping":
+        elif tag == ns.q(ns.PING, "ping"):
             self._reply(make_result(stanza))
         else:
             self._reply(make_error(stanza, StanzaError("service-unavailable")))
@@ -256,7 +255,7 @@ class Focus:
                 self.spawn(self._maybe_end(conf))
         elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
             real = pres["muc"]["jid"]
-            stats_id = pres.xml.findtext("{jabber:client}stats-id") or ""
+            stats_id = pres.xml.findtext(ns.q(ns.CLIENT, "stats-id")) or ""
             new = nick not in conf.participants
             conf.joined(nick, str(real), stats_id)
             conf.roles[nick] = pres["muc"]["role"] or "participant"
@@ -286,7 +285,7 @@ class Focus:
         if pres["type"] == "unavailable":
             self.selector.remove(jid, "left the brewery")
             return
-        stats = pres.xml.find("{%s}stats" % COLIBRI_STATS)
+        stats = pres.xml.find(ns.q(ns.COLIBRI, "stats"))
         values = {s.get("name", ""): s.get("value", "") for s in stats} if stats is not None else {}
         self.selector.update(jid, values)
 

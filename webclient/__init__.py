@@ -1,7 +1,15 @@
 """The browser client: a landing page, a room page per conference, and their static files.
 
 Everything is plain HTML, CSS and JavaScript ES modules under `static/`, served as they are (no
-build step). `setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
+build step). From the network up to the page:
+
+- `js/xml.js`, `js/xmpp.js`  stanzas as DOM elements; XMPP over WebSocket, BOSH as the fallback
+- `js/sdp.js`                Jingle <-> SDP for the one RTCPeerConnection with the bridge
+- `js/conference.js`         one conference: login, focus handshake, MUC, Jingle, bridge channel
+- `js/room.js`               the room page (`room.html`): pre-join, then the UI on `Conference`
+- `js/landing.js`, `js/names.js`, `js/icons.js`  the landing page (`index.html`), room names, icons
+
+`setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
 
 - `GET /`                 the landing page (type or generate a room name)
 - `GET /config.js`        an ES module with this deployment's addresses (from the request's Host)
