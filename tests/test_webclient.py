@@ -454,7 +454,7 @@ async def test_lobby_password_moderation(stack, browser):
 
 
 async def test_sdp_port_matches_python(stack, browser):
-    """webclient/static/js/sdp.js builds the same offer as xmpp_plugins/conference/sdp.py, and
+    """webclient/static/js/sdp.js builds the same offer as jitsi_protocols/sdp.py, and
     reads a real Chromium answer the same way."""
     from lxml import etree
 

@@ -6,7 +6,10 @@ build step). From the network up to the page:
 - `js/xml.js`, `js/xmpp.js`  stanzas as DOM elements; XMPP over WebSocket, BOSH as the fallback
 - `js/sdp.js`                Jingle <-> SDP for the one RTCPeerConnection with the bridge
 - `js/conference.js`         one conference: login, focus handshake, MUC, Jingle, bridge channel
-- `js/room.js`               the room page (`room.html`): pre-join, then the UI on `Conference`
+- `js/room.js`               the room page's front (`room.html`): makes the state (`store.js`)
+                             and wires the Conference's events to the UI's parts: `media.js`,
+                             `prejoin.js`, `tiles.js`, `people.js`, `chat.js`, `toolbar.js`,
+                             `security.js`, `notices.js` (helpers in `dom.js`)
 - `js/landing.js`, `js/names.js`, `js/icons.js`  the landing page (`index.html`), room names, icons
 
 `setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
@@ -16,13 +19,6 @@ build step). From the network up to the page:
 - `GET /config.json`      the same as JSON
 - `GET /static/...`       the static files
 - `GET /<room>`           the conference page, for room names `[A-Za-z0-9_-]{1,64}`
-
-The scripts, in the order data flows through them (`static/js/`): `xml.js` (stanzas), `xmpp.js`
-(WebSocket with a BOSH fallback), `sdp.js` (Jingle to SDP and back), `conference.js` (the
-protocol: conference IQ, MUC, Jingle, bridge channel), then the room page's UI, whose front
-`room.js` makes the state (`store.js`) and wires the Conference's events to its parts:
-`media.js`, `prejoin.js`, `tiles.js`, `people.js`, `chat.js`, `toolbar.js`, `security.js`,
-`notices.js` (helpers in `dom.js`, `icons.js`, `names.js`). `landing.js` is the landing page's.
 
 Names that other parts of the stack serve at the top level (`http-bind`, `xmpp-websocket`,
 `metrics`, `about`, `colibri`, `colibri-ws`) are never taken as room names, whatever order the
