@@ -250,9 +250,16 @@ class Focus:
         if conf is None or nick == "focus" or not nick:
             return
         if pres["type"] == "unavailable":
+            was_moderator = conf.roles.get(nick) == "moderator"
             conf.left(nick)
             if not conf.participants:
                 self.spawn(self._maybe_end(conf))
+            elif was_moderator and "moderator" not in conf.roles.values():
+                # the meeting must not lose its last moderator (the lobby and its knockers would
+                # wait forever): the one who has been there longest takes over
+                heir = min(conf.participants.values(), key=lambda p: p.index)
+                log.info("%s: %s left as the last moderator; %s takes over", room, nick, heir.nick)
+                self.spawn(self._grant_owner(conf, str(JID(heir.real_jid).bare)))
         elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
             real = pres["muc"]["jid"]
             stats_id = pres.xml.findtext(ns.q(ns.CLIENT, "stats-id")) or ""
