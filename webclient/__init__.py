@@ -19,6 +19,7 @@ build step). From the network up to the page:
 - `GET /config.json`      the same as JSON
 - `GET /static/...`       the static files
 - `GET /<room>`           the conference page, for room names `[A-Za-z0-9_-]{1,64}`
+- anything else a browser asks for: `notfound.html` (404) with a way back to `/`
 
 Names that other parts of the stack serve at the top level (`http-bind`, `xmpp-websocket`,
 `metrics`, `about`, `colibri`, `colibri-ws`) are never taken as room names, whatever order the
@@ -109,6 +110,20 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "room.html", headers=_PAGE_HEADERS)
 
 
+@web.middleware
+async def _not_found_page(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A mistyped meeting address (`/bad%20room!`, 80 characters, `/Room/extra`) gets the app's
+    own page with a way back, not aiohttp's bare "404: Not Found"; only for browsers asking for
+    a page, never on the paths the rest of the stack serves."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        first = request.path.split("/", 2)[1] if request.path.count("/") else ""
+        if request.method != "GET" or "text/html" not in request.headers.get("Accept", "") or first in RESERVED:
+            raise
+        return web.FileResponse(STATIC / "notfound.html", status=404, headers=_PAGE_HEADERS)
+
+
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml",
                                                              "Cache-Control": "max-age=86400"})
@@ -135,6 +150,7 @@ def setup_web(app: web.Application, domain: str, muc_domain: str = "") -> None:
     app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_get(r"/{room:[A-Za-z0-9_-]{1,64}}", room_page)
     app.on_response_prepare.append(_static_headers)
+    app.middlewares.append(_not_found_page)
 
 
 __all__ = ["setup_web", "is_room_name", "client_config", "STATIC"]
