@@ -54,8 +54,7 @@ PAGE = """<!doctype html>
 <script>
 (() => {
   const JM = window.JitsiMeetJS;
-  JM.init({flags: {ssrcRewritingEnabled: true, sourceNameSignaling: true,
-                   receiveMultipleVideoStreams: true}});
+  JM.init({});
   JM.setLogLevel(JM.logLevels.WARN);
   const ljm = window.ljm = {remote: {}, events: [], conference: null, connection: null, local: []};
   const E = JM.events;
@@ -69,6 +68,7 @@ PAGE = """<!doctype html>
     const options = {
       hosts: {domain: 'localhost', muc: 'conference.localhost', focus: 'focus.localhost'},
       serviceUrl, focusUserJid: 'focus@auth.localhost',
+      flags: {ssrcRewritingEnabled: true},  // the connection's options carry the feature flags
     };
     const connection = ljm.connection = new JM.JitsiConnection(null, null, options);
     connection.addEventListener(E.connection.CONNECTION_FAILED, (e) => reject(new Error('connection failed: ' + e)));
