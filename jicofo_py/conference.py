@@ -335,8 +335,13 @@ class Conference:
         if self.participants.get(p.nick) is not p:  # left while we waited
             return
         p.sid = secrets.token_hex(8)
-        contents = self._offer_contents(ep.transport, [] if p.ssrc_rewriting else ep.sources, exclude=p.nick,
-                                        others=not p.ssrc_rewriting)
+        if p.ssrc_rewriting:
+            # only the bridge's own (RTCP-only) SSRCs, in the stream Jitsi clients know to make
+            # no track of, as Jicofo offers them
+            slots = [dataclasses.replace(s, msid=f"mixedmslabel mixedlabel{s.kind}0") for s in res.feedback_sources]
+        else:
+            slots = ep.sources
+        contents = self._offer_contents(ep.transport, slots, exclude=p.nick, others=not p.ssrc_rewriting)
         audio_n, video_n = self.focus.start_muted
         muted = (bool(audio_n) and p.index > audio_n, bool(video_n) and p.index > video_n)
         offer = JingleAction(action="session-initiate", sid=p.sid, initiator=self.occupant_focus,
@@ -353,9 +358,9 @@ class Conference:
                         others: bool = True) -> list[Content]:
         """Audio and video, then (if the bridge gave an SCTP port) the data channel's content,
         all on the bridge's one transport; only the data content's carries the sctpmap. An
-        SSRC-rewriting client gets no sources at all (`others` False, no slots): each SSRC the
-        bridge sends it is first named in a source map, and one its offer declared already
-        would make its renegotiation fail."""
+        SSRC-rewriting client gets no one's sources (`others` False, and the bridge's own SSRCs
+        for slots): each SSRC the bridge sends it is first named in a source map, and one its
+        offer declared already would make its renegotiation fail."""
         media_transport = dataclasses.replace(transport, sctp_port=None)
         contents = []
         for media in self.media:

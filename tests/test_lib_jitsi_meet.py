@@ -37,7 +37,10 @@ ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox",
 ]
-TEST_PATH = "/__ljm-test__/"  # served by Playwright only, never by the stack
+TEST_PATH = "/__ljm-test__/"
+# console errors of gaps that do not stop a call (issue 14's smaller items): no XEP-0215 answer
+# for TURN, no lobby component, a plain GET on /xmpp-websocket (the library's keep-alive) is 400
+KNOWN_ERRORS = ("extdisco", "lobbyrooms", "status of 400")  # served by Playwright only, never by the stack
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
@@ -74,7 +77,12 @@ PAGE = """<!doctype html>
     connection.addEventListener(E.connection.CONNECTION_FAILED, (e) => reject(new Error('connection failed: ' + e)));
     connection.addEventListener(E.connection.CONNECTION_ESTABLISHED, async () => {
       try {
-        const conf = ljm.conference = connection.initJitsiConference(room, {p2p: {enabled: false}});
+        const conf = ljm.conference = connection.initJitsiConference(room, {
+          p2p: {enabled: false},
+          // our bridge forwards VP8 only: without this the library picks AV1/VP9 modes for its
+          // encoder, which a VP8 sender refuses (setParameters: unsupported scalabilityMode)
+          videoQuality: {codecPreferenceOrder: ['VP8']},
+        });
         conf.on(E.conference.TRACK_ADDED, (track) => {
           if (track.isLocal()) return;
           const el = document.createElement(track.getType() === 'video' ? 'video' : 'audio');
@@ -176,6 +184,10 @@ async def open_page(browser, stack: Stack):
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # the library logs what goes wrong (a track it could not create, a failed renegotiation) as
+    # console errors; the known gaps of issue 14 that do not stop a call are let through
+    page.on("console", lambda m: m.type == "error" and not any(k in m.text for k in KNOWN_ERRORS)
+            and errors.append(m.text))
     page.errors = errors  # type: ignore[attr-defined]
     if os.environ.get("LJM_CONSOLE"):
         page.on("console", lambda m: print("PAGE", m.type, m.text[:500]))
@@ -222,4 +234,23 @@ async def test_two_pages_see_and_hear_each_other(stack, browser):
     eb = await join(b, stack, "ljmtwo", "Ben")
     await sees_and_hears(a, [eb])
     await sees_and_hears(b, [ea])
+    # each remote track is the sender's own source, named as Jitsi names it
+    for page, other in ((a, eb), (b, ea)):
+        tracks = await page.evaluate("window.ljm.snapshot()")
+        assert {(t["owner"], t["type"], t["source"]) for t in tracks} == {
+            (other, "audio", f"{other}-a0"), (other, "video", f"{other}-v0")}
     assert a.errors == [] and b.errors == []  # type: ignore[attr-defined]
+
+
+async def test_three_pages_one_late_and_one_over_bosh(stack, browser):
+    """Two pages in a call, then a third joins late over BOSH: everyone sees and hears everyone
+    (the late one gets the others from source maps only; the others get it the same way)."""
+    a, b, c = [await open_page(browser, stack) for _ in range(3)]
+    ea = await join(a, stack, "ljmthree", "Ann")
+    eb = await join(b, stack, "ljmthree", "Ben")
+    await sees_and_hears(a, [eb])
+    ec = await join(c, stack, "ljmthree", "Cy", transport="bosh")
+    await sees_and_hears(c, [ea, eb])
+    await sees_and_hears(a, [eb, ec])
+    await sees_and_hears(b, [ea, ec])
+    assert a.errors == [] and b.errors == [] and c.errors == []  # type: ignore[attr-defined]
