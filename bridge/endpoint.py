@@ -303,9 +303,12 @@ class Endpoint:
         if self.channel_send is None:
             self._mapped.clear()  # nothing reached it: all of it goes out once a channel opens
             return
+        endpoints = self.conference.endpoints
         if full:
             self._mapped.clear()
-        endpoints = self.conference.endpoints
+        else:  # the library forgets a participant's tracks when it leaves: one back is news
+            for ssrc in [ssrc for ssrc, (owner, _) in self._mapped.items() if owner not in endpoints]:
+                del self._mapped[ssrc]
         for kind, slots in (("audio", self.audio_slots), ("video", self.video_slots)):
             mapped = []
             for s in slots:

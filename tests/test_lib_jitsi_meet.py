@@ -254,3 +254,22 @@ async def test_three_pages_one_late_and_one_over_bosh(stack, browser):
     await sees_and_hears(a, [eb, ec])
     await sees_and_hears(b, [ea, ec])
     assert a.errors == [] and b.errors == [] and c.errors == []  # type: ignore[attr-defined]
+
+
+async def test_page_leaves_and_a_new_one_takes_its_place(stack, browser):
+    """A page leaves: its tracks go away on the others. The next one to join gets the slots it
+    left (a source map gives them a new owner) and is seen and heard."""
+    a, b = await open_page(browser, stack), await open_page(browser, stack)
+    ea = await join(a, stack, "ljmleave", "Ann")
+    eb = await join(b, stack, "ljmleave", "Ben")
+    await sees_and_hears(a, [eb])
+    await b.evaluate("window.ljm.leave()")
+    await a.wait_for_function(
+        "(e) => Object.values(window.ljm.remote).every(({track}) => track.getParticipantId() !== e)"
+        " && window.ljm.events.some(([what, t]) => what === 'removed' && t.owner === e)", arg=eb, timeout=10_000)
+    c = await open_page(browser, stack)
+    ec = await join(c, stack, "ljmleave", "Cy")
+    await sees_and_hears(a, [ec])
+    await sees_and_hears(c, [ea])
+    assert {t["owner"] for t in await a.evaluate("window.ljm.snapshot()")} == {ec}
+    assert a.errors == [] and c.errors == []  # type: ignore[attr-defined]
