@@ -273,3 +273,37 @@ async def test_page_leaves_and_a_new_one_takes_its_place(stack, browser):
     await sees_and_hears(c, [ea])
     assert {t["owner"] for t in await a.evaluate("window.ljm.snapshot()")} == {ec}
     assert a.errors == [] and c.errors == []  # type: ignore[attr-defined]
+
+
+async def test_page_and_python_participant(stack, browser):
+    """A library page (Jitsi's contract) and a Python participant (slots in its offer) in one
+    call: each decodes the other's audio and video."""
+    from jitsi_py.participant import Participant, TestPatternTrack, ToneTrack
+    a = await open_page(browser, stack)
+    ea = await join(a, stack, "ljmpy", "Ann")
+    host, port = stack.server.c2s_address
+    py = Participant(host, port, "ljmpy", cafile=str(stack.cert_path), nick="pybot", display_name="Py Bot",
+                     audio=ToneTrack(), video=TestPatternTrack())
+    await py.join()
+    try:
+        await sees_and_hears(a, ["pybot"])
+        await py.wait_frames(ea, "video", timeout=20)
+        await py.wait_frames(ea, "audio", timeout=20)
+    finally:
+        await py.leave()
+    assert a.errors == []  # type: ignore[attr-defined]
+
+
+async def test_page_and_our_web_client(stack, browser):
+    """A library page and a page of our own web client in one call see and hear each other."""
+    from test_webclient import in_conference, open_room, wait_bytes_grow, wait_video
+    a = await open_page(browser, stack)
+    ea = await join(a, stack, "ljmweb", "Ann Library")
+    web = await open_room(browser, f"{origin(stack)}/ljmweb", "Wendy Web")
+    await in_conference(web)
+    web_nick = await web.evaluate("window.jitsiTest.conference.nick")
+    await sees_and_hears(a, [web_nick])
+    await wait_video(web, "Ann Library")
+    await wait_bytes_grow(web)
+    assert ea
+    assert a.errors == []  # type: ignore[attr-defined]
