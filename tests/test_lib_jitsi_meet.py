@@ -305,5 +305,12 @@ async def test_page_and_our_web_client(stack, browser):
     await sees_and_hears(a, [web_nick])
     await wait_video(web, "Ann Library")
     await wait_bytes_grow(web)
+    # mute state crosses both ways: the library sends it only in SourceInfo, our client now too
+    await a.evaluate("window.ljm.local.find((t) => t.getType() === 'audio').mute()")
+    await web.wait_for_selector('.tile.audio-muted[data-name="Ann Library"]', timeout=10_000)
+    await web.click("#btn-mic")
+    await a.wait_for_function(
+        "(n) => Object.values(window.ljm.remote).some(({track}) => track.getParticipantId() === n"
+        " && track.getType() === 'audio' && track.isMuted())", arg=web_nick, timeout=10_000)
     assert ea
-    assert a.errors == []  # type: ignore[attr-defined]
+    assert a.errors == [] and web.errors == []  # type: ignore[attr-defined]
