@@ -234,6 +234,10 @@ async def test_two_pages_see_and_hear_each_other(stack, browser):
     eb = await join(b, stack, "ljmtwo", "Ben")
     await sees_and_hears(a, [eb])
     await sees_and_hears(b, [ea])
+    # the library sends its camera in simulcast layers, which the bridge forwards one at a time
+    conf = next(iter(stack.bridge.conferences.values()))
+    for e in (ea, eb):
+        assert [len(layers) for layers in conf.endpoints[e].simulcast.values()] == [3]
     # each remote track is the sender's own source, named as Jitsi names it
     for page, other in ((a, eb), (b, ea)):
         tracks = await page.evaluate("window.ljm.snapshot()")
