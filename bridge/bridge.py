@@ -244,6 +244,7 @@ class Bridge:
 
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
+        ep.ssrc_rewriting = colibri2.SSRC_REWRITING in ep_req.capabilities
         ep.make_slots(self.cfg.audio_slots, self.cfg.last_n, self._taken_ssrcs)
         from .transport import EndpointTransport
         ep.transport = EndpointTransport(self.cfg.media_address,

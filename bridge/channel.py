@@ -63,7 +63,7 @@ def channel_opened(ep: "Endpoint", send: Callable[[str], Any], close: Callable[[
     ep.channel_send = send
     ep.channel_close = close
     ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
-    ep.sources_map()
+    ep.sources_map(full=True)
     if ep.sent_ideal_height is not None:
         ep.send_channel({"colibriClass": "SenderVideoConstraints",
                          "videoConstraints": {"idealHeight": ep.sent_ideal_height}})

@@ -40,6 +40,10 @@ from .conference import Conference
 
 log = logging.getLogger(__name__)
 
+# a participant's answer to our disco#info: how long we wait (its invitation waits too) and how
+# many features we read of it
+FEATURES_TIMEOUT = 5.0
+MAX_FEATURES = 200
 MUTE_NS = {"audio": ns.JITSI_AUDIO_MUTED, "video": ns.JITSI_VIDEO_MUTED}
 
 
@@ -263,8 +267,10 @@ class Focus:
         elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
             real = pres["muc"]["jid"]
             stats_id = pres.xml.findtext(ns.q(ns.CLIENT, "stats-id")) or ""
+            caps = pres.xml.find("{%s}c" % ns.CAPS)
+            caps_node = f"{caps.get('node', '')}#{caps.get('ver', '')}" if caps is not None else ""
             new = nick not in conf.participants
-            conf.joined(nick, str(real), stats_id)
+            conf.joined(nick, str(real), stats_id, caps_node=caps_node[:512])
             conf.roles[nick] = pres["muc"]["role"] or "participant"
             if new and not any(r == "moderator" for n, r in conf.roles.items() if n != nick):
                 self.spawn(self._grant_owner(conf, str(JID(str(real)).bare)))
@@ -381,6 +387,25 @@ class Focus:
             await iq.send(timeout=10)
         except (IqError, IqTimeout):
             pass
+
+    async def client_features(self, occupant: str, node: str) -> frozenset[str]:
+        """What a participant's client supports, asked of it through the room (disco#info with
+        the node its caps name); nothing if it does not answer in time or answers an error. A
+        guest decides its own answer: it only chooses the contract it is spoken to in."""
+        iq = self.client.make_iq_get(ito=occupant)
+        query = ET.SubElement(iq.xml, "{%s}query" % ns.DISCO_INFO)
+        if node and node != "#":
+            query.set("node", node)
+        try:
+            result = await iq.send(timeout=FEATURES_TIMEOUT)
+        except (IqError, IqTimeout):
+            log.info("%s did not tell its features", occupant)
+            return frozenset()
+        found = result.xml.find("{%s}query" % ns.DISCO_INFO)
+        if found is None:
+            return frozenset()
+        features = list(found.iterfind("{%s}feature" % ns.DISCO_INFO))[:MAX_FEATURES]
+        return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
 
     # ---- Jingle --------------------------------------------------------------------------------
     async def send_jingle(self, to: str, ja: jingle.JingleAction, quiet: bool = False) -> None:
