@@ -16,7 +16,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from .config import Config, data_dir
+from .config import Config, data_dir, focus_auth
 from jitsi_base.process import start_site, warn_if_exposed
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,8 @@ class Stack:
                            max_bridge_stress=cfg.focus.max_bridge_stress,
                            colibri_timeout=cfg.focus.colibri_timeout,
                            conference_requests_per_minute=cfg.focus.conference_requests_per_minute,
-                           empty_room_timeout=cfg.focus.empty_room_timeout, max_waiting_rooms=cfg.focus.max_waiting_rooms)
+                           empty_room_timeout=cfg.focus.empty_room_timeout, max_waiting_rooms=cfg.focus.max_waiting_rooms,
+                           **focus_auth(cfg))
         await self.focus.start()
 
     async def _start_bridge_agent(self) -> None:

@@ -233,9 +233,9 @@ def _check_auth(cfg: XmppConfig, base: Path, problems: Problems) -> None:
         return
     if auth.guest_domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", auth.guest_domain.lower()):
         problems.append(("auth.guest_domain", f"{auth.guest_domain!r} is not a valid domain name"))
-    if auth.mode == "secure" and auth.guest_domain.lower() == cfg.server.domain.lower():
-        problems.append(("auth.guest_domain", "must differ from server.domain in mode \"secure\" (guests and "
-                         "registered users sign in on different domains; empty: guest.<domain>)"))
+    if auth.mode != "open" and auth.guest_domain.lower() == cfg.server.domain.lower():
+        problems.append(("auth.guest_domain", f"must differ from server.domain in mode {auth.mode!r} (guests "
+                         "sign in on a domain of their own; empty: guest.<domain> in mode \"secure\")"))
     if auth.jwt_algorithm not in JWT_ALGORITHMS:
         problems.append(("auth.jwt_algorithm", f"{auth.jwt_algorithm!r} is not allowed (allowed: "
                          f"{', '.join(JWT_ALGORITHMS)})"))

@@ -75,6 +75,7 @@ RETRY_CONDITIONS = {"service-unavailable", "remote-server-not-found", "recipient
 DATA_CHANNEL_LABEL = "JVB data channel"
 DATA_CHANNEL_PROTOCOL = "http://jitsi.org/protocols/colibri"
 DATA_CHANNEL_TIMEOUT = 5.0  # s from a connected media session to an open data channel, else colibri-ws
+HOST_POLL = 1.0  # s between a waiting guest's conference requests
 RECONNECT_ATTEMPT_TIMEOUT = 30.0  # s for one sign-in + conference IQ + room join after a lost connection
 HANDLED_ACTIONS = {"session-initiate", "session-terminate", "source-add", "addsource", "source-remove",
                    "removesource", "transport-info", "session-info"}
@@ -213,9 +214,16 @@ class Participant:
                  display_name: str = "", cafile: str | None = None, verify: bool = True,
                  audio: MediaStreamTrack | None = None, video: MediaStreamTrack | None = None,
                  ice_servers: list[RTCIceServer] | None = None, focus: str | None = None,
-                 muc_domain: str | None = None, reconnect_timeout: float = 300.0) -> None:
+                 muc_domain: str | None = None, reconnect_timeout: float = 300.0,
+                 user: str | None = None, password: str = "", token: str | None = None,
+                 guest_domain: str | None = None) -> None:
         self.host, self.port = host, int(port)
         self.domain = domain.lower()
+        # `[auth]` sign-in: a registered user (password), a JWT (OAUTHBEARER), or a guest
+        # (ANONYMOUS) on `guest_domain`, by default the domain itself or else guest.<domain>
+        self.user, self.password, self.token = user, password, token
+        self.guest_domains = [guest_domain.lower()] if guest_domain else [self.domain, f"guest.{self.domain}"]
+        self.waiting_for_host = False  # a guest whose meeting has no host yet
         if "@" in room:
             self.room_jid = room.lower()
         else:
@@ -386,8 +394,30 @@ class Participant:
         return ctx
 
     async def _connect(self) -> None:
+        if self.user is not None or self.token is not None:
+            return await self._connect_as(self.domain)
+        for i, domain in enumerate(self.guest_domains):  # secure domain: guests live on guest.<domain>
+            try:
+                return await self._connect_as(domain)
+            except ParticipantError as exc:
+                if "refused guest sign-in" not in str(exc) or i + 1 == len(self.guest_domains):
+                    raise
+                self._drop_client()
+
+    async def _connect_as(self, domain: str) -> None:
         loop = asyncio.get_running_loop()
-        c = slixmpp.ClientXMPP(self.domain, "", sasl_mech="ANONYMOUS")
+        if self.user is not None:
+            jid = self.user if "@" in self.user else f"{self.user}@{self.domain}"
+            c = slixmpp.ClientXMPP(jid, self.password)
+            refused = f"{self.host}:{self.port} refused the sign-in of {jid} (wrong user name or password?)"
+        elif self.token is not None:
+            from . import token_sasl  # noqa: F401  (registers OAUTHBEARER with slixmpp)
+            c = slixmpp.ClientXMPP(domain, "", sasl_mech="OAUTHBEARER")
+            c.credentials["access_token"] = self.token
+            refused = f"{self.host}:{self.port} refused the token"
+        else:
+            c = slixmpp.ClientXMPP(domain, "", sasl_mech="ANONYMOUS")
+            refused = f"{self.host}:{self.port} refused guest sign-in (SASL ANONYMOUS) for {domain}"
         self.client = c
         c.enable_direct_tls = False
         c.enable_starttls = True
@@ -410,8 +440,10 @@ class Participant:
                  "its certificate (cafile / --cafile, --config) or skip the check (verify=False / --insecure)")
 
         c.add_event_handler("ssl_invalid_chain", tls_failed)
+        reasons: list[str] = []
+        c.add_event_handler("failed_auth", lambda f: reasons.append(f["text"] or f["condition"]))
         c.add_event_handler("failed_all_auth", lambda _e: fail(
-            f"{self.host}:{self.port} refused guest sign-in (SASL ANONYMOUS) for {self.domain}"))
+            refused + (f": {reasons[-1]}" if reasons and reasons[-1] else "")))
         c.add_event_handler("stream_error", lambda e: fail(f"the server closed the stream: {e['condition']} {e['text']}"))
         def disconnected(reason: Any) -> None:
             if not lost.done():
@@ -546,7 +578,9 @@ class Participant:
         assert self.client is not None
         delay = 0.5
         last = ""
-        for attempt in range(attempts):
+        attempt = -1
+        while attempt + 1 < attempts:
+            attempt += 1
             iq = self.client.make_iq_set(ito=self.focus_service)
             iq.xml.append(to_et(focus_iq.request_element(
                 focus_iq.ConferenceRequest(self.room_jid, machine_uid=self.machine_uid))))
@@ -557,12 +591,17 @@ class Participant:
             except IqError as exc:
                 cond = exc.condition or "undefined-condition"
                 last = f"{cond}" + (f": {exc.text}" if exc.text else "")
+                if cond == focus_iq.WAIT_CONDITION and self._is_guest():
+                    await self._wait_for_host(exc.text or focus_iq.WAITING_FOR_HOST)
+                    attempt -= 1  # waiting for the host is not a failed attempt
+                    continue
                 if cond not in RETRY_CONDITIONS:
                     raise Refused(f"the focus refused {self.room_jid}: {last}") from None
             else:
                 el = res.xml.find("{%s}conference" % focus_iq.NS)
                 if el is not None and el.get("ready", "false").lower() == "true":
                     self.focus_jid = el.get("focusjid", "")
+                    self.waiting_for_host = False
                     log.debug("%s: the conference is ready (focus %s)", self.nick, self.focus_jid or "unnamed")
                     return
                 last = "the conference is not ready"
@@ -573,6 +612,19 @@ class Participant:
                 delay = min(delay * 2, 5.0)
         raise ParticipantError(f"the focus ({self.focus_service}) did not set up {self.room_jid} "
                                f"after {attempts} attempts: {last}")
+
+    def _is_guest(self) -> bool:
+        return self.user is None and self.token is None
+
+    async def _wait_for_host(self, text: str) -> None:
+        """A guest of a meeting no host has opened: ask again every HOST_POLL s (the caller's
+        timeout bounds the wait), as Jitsi clients do."""
+        if not self.waiting_for_host:
+            self.waiting_for_host = True
+            log.info("%s: %s", self.nick, text)
+            self._emit(Event("waiting-for-host", self.nick, text=text))
+        self._step = "waiting for the host to open the meeting"
+        await asyncio.sleep(HOST_POLL)
 
     def _presence(self, ptype: str | None = None) -> slixmpp.Presence:
         assert self.client is not None
