@@ -8,6 +8,8 @@ import base64
 import hashlib
 import hmac
 import re
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -287,3 +289,47 @@ async def test_token_refusals_reach_the_participant(token_stack, make, reason):
     p = participant(token_stack, "class", "x", token=make())
     with pytest.raises(ParticipantError, match=re.escape(reason)):
         await p.join(timeout=20)
+
+
+# ---- jitsi-py join --user / --password-file / --token ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def cli_join(stack: Stack, *args: str) -> asyncio.subprocess.Process:
+    host, port = stack.server.c2s_address
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jitsi_py", "join", *args, "--server", f"{host}:{port}", "--cafile",
+        str(stack.cert_path), "--timeout", "30", cwd=str(ROOT), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+
+
+async def test_cli_user_with_password_file_opens_the_meeting_for_a_waiting_guest(secure_stack, tmp_path):
+    stack = secure_stack
+    (tmp_path / "pw").write_text("wonderland\n")
+    guest = participant(stack, "weekly", "guest")
+    events: list[str] = []
+    guest.add_listener(lambda e: events.append(e.type))
+    joining = asyncio.ensure_future(guest.join(timeout=40))
+    proc = None
+    try:
+        await until(lambda: "waiting-for-host" in events, 10, "the guest to wait for the host")
+        proc = await cli_join(stack, "weekly", "--user", "alice", "--password-file", str(tmp_path / "pw"),
+                              "--nick", "host0001", "--test-pattern")
+        await asyncio.wait_for(joining, 30)
+        assert "host0001" in guest.occupants
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)
+        if not joining.done():
+            joining.cancel()
+        await asyncio.gather(joining, return_exceptions=True)
+        await guest.leave()
+
+
+async def test_cli_token_for_another_room_exits_with_the_reason(token_stack):
+    proc = await cli_join(token_stack, "class", "--token", token("another"))
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1, err
+    assert "Your token is for room 'another', not 'class'" in err.decode() and "Traceback" not in err.decode()
