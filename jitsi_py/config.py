@@ -22,7 +22,7 @@ from xmpp_plugins.config import (LOG_LEVELS, AuthSection, BoshSection, Component
 from xmpp_plugins.config import check as check_xmpp
 from xmpp_plugins.config import guest_domain, guests_wait_for_host
 
-__all__ = ["Config", "ConfigError", "load_config", "data_dir", "LOG_LEVELS", "AuthSection", "BoshSection",
+__all__ = ["Config", "ConfigError", "load_config", "data_dir", "focus_auth", "guest_domain", "LOG_LEVELS", "AuthSection", "BoshSection",
            "BridgeSection", "ComponentSecret", "FocusSection", "HttpListener", "LimitsSection", "Listener",
            "MucSection", "ServerSection", "TlsSection"]
 
