@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import RawClient, make_config, until
+from slixmpp import JID
 from http_xmpp_clients import WebSocketClient
 from jitsi_py.participant.client import Participant, ParticipantError
 from jitsi_py.participant.media import TestPatternTrack, ToneTrack
@@ -277,6 +278,12 @@ async def test_token_moderator_claim_makes_owner_and_name_is_shown(token_stack):
         await asyncio.gather(pupil.leave(), teacher.leave())
 
 
+async def test_token_mode_without_a_guest_domain_refuses_guests_clearly(token_stack):
+    p = participant(token_stack, "class", "guest")
+    with pytest.raises(ParticipantError, match="refused guest sign-in"):
+        await p.join(timeout=20)
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda: token("class", key="another-secret-another-secret-xx"), "signature is wrong"),
     (lambda: unsigned("class"), "signed with 'none'"),
@@ -333,3 +340,43 @@ async def test_cli_token_for_another_room_exits_with_the_reason(token_stack):
     _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1, err
     assert "Your token is for room 'another', not 'class'" in err.decode() and "Traceback" not in err.decode()
+
+
+# ---- an independent client: npm `stanza`, as a new user would try it ---------------------------
+
+async def test_stanza_signs_in_as_a_guest_on_the_guest_domain_and_chats(xmpp_server, http_front, clients):
+    from test_muc_xmppjs import JS, NodeClient
+    import shutil
+    import subprocess
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the stanza client (.ci/run installs them)")
+    if not (JS / "node_modules" / "stanza").exists():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, f"npm ci failed: {done.stderr[-2000:]}"
+    srv = await xmpp_server(auth__mode="secure")
+    base = await http_front(srv)
+    srv.users.add("focus", "auth.localhost", "pw")
+    srv.users.add("alice", "localhost", "pw")
+    room = "chat@conference.localhost"
+    focus = await clients.connect(srv, "focus@auth.localhost/focus", "pw", plugins=("xep_0045",))
+    await focus.plugin["xep_0045"].join_muc_wait(JID(room), "focus", timeout=5)
+    alice = await clients.connect(srv, "alice@localhost/web", "pw", plugins=("xep_0045",))
+    await alice.plugin["xep_0045"].join_muc_wait(JID(room), "alice", timeout=5)
+    said = asyncio.get_running_loop().create_future()
+    alice.add_event_handler("groupchat_message",
+                            lambda m: m["from"].resource == "stanza" and not said.done() and said.set_result(m))
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(JS / "stanza_guest.mjs"), base.replace("http", "ws") + "/xmpp-websocket", "guest.localhost",
+        room, "stanza", "hello from stanza", cwd=JS, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    node = NodeClient(proc)
+    try:
+        online = await node.expect(lambda e: e["event"] == "online")
+        assert "@guest.localhost/" in online["jid"]
+        await node.expect(lambda e: e["event"] == "joined")
+        msg = await asyncio.wait_for(said, 10)
+        assert msg["body"] == "hello from stanza"
+        alice.send_message(mto=room, mbody="hello stanza", mtype="groupchat")
+        await node.expect(lambda e: e["event"] == "message" and e["body"] == "hello stanza")
+    finally:
+        await node.close()

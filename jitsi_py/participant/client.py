@@ -396,13 +396,16 @@ class Participant:
     async def _connect(self) -> None:
         if self.user is not None or self.token is not None:
             return await self._connect_as(self.domain)
+        first: ParticipantError | None = None
         for i, domain in enumerate(self.guest_domains):  # secure domain: guests live on guest.<domain>
             try:
                 return await self._connect_as(domain)
             except ParticipantError as exc:
-                if "refused guest sign-in" not in str(exc) or i + 1 == len(self.guest_domains):
-                    raise
-                self._drop_client()
+                if first is None and "refused guest sign-in" in str(exc) and i + 1 < len(self.guest_domains):
+                    first = exc
+                    self._drop_client()
+                    continue
+                raise (first or exc) from None
 
     async def _connect_as(self, domain: str) -> None:
         loop = asyncio.get_running_loop()
