@@ -181,6 +181,17 @@ def test_each_bad_token_is_refused_with_its_reason(make, reason):
         verifier.verify(make())
 
 
+def test_es256_tokens_verify_with_the_public_key_and_others_do_not():
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    verifier = TokenVerifier("ES256", private.public_key(), audience="jitsi")
+    assert verifier.verify(token("r", key=private, alg="ES256")).room == "r"
+    with pytest.raises(TokenError, match="signature is wrong"):
+        verifier.verify(token("r", key=other, alg="ES256"))
+    with pytest.raises(TokenError, match="signed with 'HS256'; this server accepts only ES256"):
+        verifier.verify(token("r"))
+
+
 def test_claims_give_room_name_and_moderator():
     claims = TokenVerifier("HS256", SECRET, audience="jitsi").verify(token("Room1", moderator=True, name="Ada"))
     assert claims.allows_room("room1") and not claims.allows_room("room2")
