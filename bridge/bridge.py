@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .config import BridgeSection
 from jitsi_protocols import colibri2
 from jitsi_protocols.model import Source
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 
 from . import rtp
@@ -222,9 +223,9 @@ class Bridge:
                 if relay.transport.setup == "active" and relay.transport.sctp is not None:
                     from aiortc.rtcdatachannel import RTCDataChannel, RTCDataChannelParameters
 
-                    from .channel import COLIBRI_PROTOCOL, relay_channel
+                    from .channel import relay_channel
                     relay_channel(relay, RTCDataChannel(relay.transport.sctp, RTCDataChannelParameters(
-                        label="relay", protocol=COLIBRI_PROTOCOL)))
+                        label="relay", protocol=ns.COLIBRI_CHANNEL)))
         asyncio.ensure_future(run())
 
     async def _expire_relay(self, conf: Conference, relay: Relay) -> None:
@@ -243,6 +244,7 @@ class Bridge:
 
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)
+        ep.ssrc_rewriting = colibri2.SSRC_REWRITING in ep_req.capabilities
         ep.make_slots(self.cfg.audio_slots, self.cfg.last_n, self._taken_ssrcs)
         from .transport import EndpointTransport
         ep.transport = EndpointTransport(self.cfg.media_address,

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024
-COLIBRI_PROTOCOL = "http://jitsi.org/protocols/colibri"  # the data channel's protocol, as Jitsi names it
 BRIDGE = web.AppKey("bridge", object)
 
 
@@ -64,7 +63,7 @@ def channel_opened(ep: "Endpoint", send: Callable[[str], Any], close: Callable[[
     ep.channel_send = send
     ep.channel_close = close
     ep.send_channel({"colibriClass": "ServerHello", "version": VERSION})
-    ep.sources_map()
+    ep.sources_map(full=True)
     if ep.sent_ideal_height is not None:
         ep.send_channel({"colibriClass": "SenderVideoConstraints",
                          "videoConstraints": {"idealHeight": ep.sent_ideal_height}})

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
+from jitsi_base import ns
 from jitsi_protocols.model import Media, Source, SourceGroup
 
 from . import rtp
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 TCC_STALE = 5.0  # s without transport-cc feedback after which a receiver's REMB counts again
 
 
@@ -116,6 +116,10 @@ class Endpoint:
         self.channel_send: Callable[[str], Any] | None = None  # the bridge channel (WebSocket or SCTP)
         self.channel_close: Callable[[], Any] | None = None  # ends it (a coroutine for a WebSocket)
         self.sctp_port: int | None = None  # set when the focus asked for a data channel (COLIBRI2 <sctp/>)
+        # Jitsi's contract (COLIBRI2 capability ssrc-rewriting): the receiver knows no slots from
+        # its offer and learns each slot from the source maps, as the sender's source
+        self.ssrc_rewriting = False
+        self._mapped: dict[int, tuple[str, str]] = {}  # slot SSRC -> (owner, source name) announced
         self.expired = False
         self.packets_dropped = 0
         self.sent_ideal_height: int | None = None  # last SenderVideoConstraints we sent
@@ -141,7 +145,7 @@ class Endpoint:
     # ---- set-up ----------------------------------------------------------------------------
     def make_slots(self, audio: int, video: int, taken: set[int]) -> None:
         self.audio_slots = [Slot("audio", i, random_ssrc(taken)) for i in range(audio)]
-        self.video_slots = [Slot("video", i, random_ssrc(taken)) for i in range(video)]
+        self.video_slots = [Slot("video", i, random_ssrc(taken), random_ssrc(taken)) for i in range(video)]
         self.slot_by_out = {s.out_ssrc: s for s in self.audio_slots + self.video_slots}
         for s in self.audio_slots + self.video_slots:
             s.tcc = self.tcc_out
@@ -165,7 +169,7 @@ class Endpoint:
         tcc_ext = None
         for m in media:
             for ext in m.header_extensions:
-                if m.kind == "audio" and ext.uri == AUDIO_LEVEL_URI:
+                if m.kind == "audio" and ext.uri == ns.RTP_AUDIO_LEVEL:
                     self.audio_level_ext = ext.id
                 elif ext.uri == TCC_URI:
                     tcc_ext = ext.id
@@ -279,13 +283,51 @@ class Endpoint:
         except Exception:
             log.debug("closing the bridge channel of %s failed", self.id, exc_info=True)
 
-    def sources_map(self) -> None:
-        """Tell the receiver who is in each of its slots (Jitsi's Audio/VideoSourcesMap)."""
+    def sources_map(self, full: bool = False) -> None:
+        """Tell the receiver who is in each of its slots (Jitsi's Audio/VideoSourcesMap).
+
+        Our own clients know the slots from their offer and get every slot, empty ones included,
+        named by slot (`jvb-v0`). An SSRC-rewriting (Jitsi) client knows no slot until a map
+        names it: it gets occupied slots only, named by the sender's source, when a slot is
+        first used or changes hands (`full`: all occupied ones, for a new bridge channel)."""
+        if self.ssrc_rewriting:
+            self._jitsi_sources_map(full)
+            return
         for kind, slots in (("audio", self.audio_slots), ("video", self.video_slots)):
             mapped = [{"source": s.name, "owner": s.owner or None, "ssrc": s.out_ssrc, "slot": s.index}
                       for s in slots]
             self.send_channel({"colibriClass": "AudioSourcesMap" if kind == "audio" else "VideoSourcesMap",
                                "mappedSources": mapped})
+
+    def _jitsi_sources_map(self, full: bool) -> None:
+        if self.channel_send is None:
+            self._mapped.clear()  # nothing reached it: all of it goes out once a channel opens
+            return
+        endpoints = self.conference.endpoints
+        if full:
+            self._mapped.clear()
+        else:  # the library forgets a participant's tracks when it leaves: one back is news
+            for ssrc in [ssrc for ssrc, (owner, _) in self._mapped.items() if owner not in endpoints]:
+                del self._mapped[ssrc]
+        for kind, slots in (("audio", self.audio_slots), ("video", self.video_slots)):
+            mapped = []
+            for s in slots:
+                if s.source is None or not s.owner:
+                    continue
+                owner = endpoints.get(s.owner)
+                src = (owner.logical.get(s.source) or owner.sources.get(s.source)) if owner is not None else None
+                name = src.name if src is not None and src.name else f"{s.owner}-{kind[0]}0"
+                if self._mapped.get(s.out_ssrc) == (s.owner, name):
+                    continue
+                self._mapped[s.out_ssrc] = (s.owner, name)
+                entry: dict[str, Any] = {"source": name, "owner": s.owner, "ssrc": s.out_ssrc}
+                if kind == "video":
+                    entry["rtx"] = s.rtx_ssrc
+                    entry["videoType"] = "DESKTOP" if src is not None and src.video_type == "desktop" else "CAMERA"
+                mapped.append(entry)
+            if mapped:
+                self.send_channel({"colibriClass": "AudioSourcesMap" if kind == "audio" else "VideoSourcesMap",
+                                   "mappedSources": mapped})
 
     def cached(self, ssrc: int, seq: int) -> bytes | None:
         """A recent packet of one of our video streams, as it arrived; None if it is gone."""

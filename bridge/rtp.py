@@ -39,7 +39,7 @@ __all__ = [
     "ReportBlock", "build_receiver_report", "parse_report_blocks",
     "build_nack", "parse_nack",
     "rewrite_rtcp_ssrcs",
-    "seq_delta", "seq_newer", "ts_delta", "SeqUnwrapper", "StreamRewriter",
+    "seq_delta", "seq_newer", "ts_delta", "StreamRewriter",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -631,33 +631,6 @@ def seq_newer(a: int, b: int) -> bool:
 def ts_delta(a: int, b: int) -> int:
     """Signed distance a - b between 32-bit RTP timestamps."""
     return ((a - b + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-
-
-class SeqUnwrapper:
-    """Extends 16-bit sequence numbers to a monotonic int (the RFC 3550 "extended highest
-    sequence number" idea): each value is placed at the signed distance from the last one, so
-    reordering and wrap-around are handled.  The first value maps to itself."""
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last: int | None = None
-
-    def unwrap(self, seq: int) -> int:
-        """Extended value of ``seq``; remembers it as the reference if it is newer."""
-        last = self._last
-        if last is None:
-            self._last = seq & 0xFFFF
-            return self._last
-        ext = last + (((seq - last + 0x8000) & 0xFFFF) - 0x8000)
-        if ext > last:
-            self._last = ext
-        return ext
-
-    @property
-    def last(self) -> int | None:
-        """Highest extended sequence number seen so far."""
-        return self._last
 
 
 class StreamRewriter:

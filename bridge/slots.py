@@ -58,7 +58,7 @@ def _no_report(sr: bytes) -> None:
 
 
 class Slot:
-    __slots__ = ("kind", "index", "out_ssrc", "source", "owner", "fresh", "seq_off", "ts_off",
+    __slots__ = ("kind", "index", "out_ssrc", "rtx_ssrc", "source", "owner", "fresh", "seq_off", "ts_off",
                  "last_seq", "last_ts", "sent",
                  # simulcast: layer SSRCs (None: not a simulcast source), current and wanted layer
                  # index (-1: none), VP8 payload types, PictureID/TL0PICIDX continuity
@@ -68,10 +68,13 @@ class Slot:
                  # the receiver's transport-cc numbering (twcc.SendLog), None if it has none
                  "tcc")
 
-    def __init__(self, kind: str, index: int, out_ssrc: int) -> None:
+    def __init__(self, kind: str, index: int, out_ssrc: int, rtx_ssrc: int = 0) -> None:
         self.kind = kind
         self.index = index
         self.out_ssrc = out_ssrc
+        # the slot's RTX SSRC as source maps name it (Jitsi clients pair every video SSRC with
+        # one); nothing is sent on it: receivers get retransmissions on out_ssrc from our cache
+        self.rtx_ssrc = rtx_ssrc
         self.source: int | None = None  # the sender SSRC filling the slot
         self.owner: str = ""  # that sender's endpoint id
         self.fresh = True  # next packet starts a new source: recompute offsets

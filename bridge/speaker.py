@@ -72,6 +72,3 @@ class SpeakerDetector:
             self.ranking.remove(top)
         self.ranking.insert(0, top)
         return True
-
-    def energy(self, endpoint: str) -> float:
-        return self._energy.get(endpoint, 0.0)

@@ -21,6 +21,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from jitsi_protocols import colibri2
 from jitsi_protocols.slix import configure_tls, reply_error, to_et, to_lxml
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 
 from .bridge import Bridge
@@ -30,8 +31,6 @@ from .relay import Relay
 
 log = logging.getLogger(__name__)
 
-COLIBRI = "http://jitsi.org/protocol/colibri"
-HEALTH = "http://jitsi.org/protocol/healthcheck"
 PRESENCE_INTERVAL = 5.0
 
 
@@ -55,9 +54,9 @@ class BridgeAgent:
         c.add_event_handler("disconnected", self._on_disconnected)
         c.add_event_handler("groupchat_presence", self._on_brewery_presence)
         c.register_handler(CoroutineCallback(
-            "colibri2", MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS), self._on_colibri))
+            "colibri2", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(colibri2.NS, "conference-modify"))), self._on_colibri))
         c.register_handler(CoroutineCallback(
-            "healthcheck", MatchXPath("{jabber:client}iq/{%s}healthcheck" % HEALTH), self._on_health))
+            "healthcheck", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(ns.JITSI_HEALTHCHECK, "healthcheck"))), self._on_health))
         bridge.on_endpoint_expired = self._endpoint_expired
         bridge.on_relay_failed = self._relay_failed
         self.joined = asyncio.get_event_loop().create_future()
@@ -81,14 +80,14 @@ class BridgeAgent:
     # ---- presence in the brewery ---------------------------------------------------------------
     def _stats_presence(self) -> slixmpp.Presence:
         pres = self.client.make_presence(pto=f"{self.brewery}/{self.bridge.id}")
-        stats = ET.SubElement(pres.xml, "{%s}stats" % COLIBRI)
+        stats = ET.SubElement(pres.xml, ns.q(ns.COLIBRI, "stats"))
         for name, value in self.bridge.presence_stats().items():
-            ET.SubElement(stats, "{%s}stat" % COLIBRI, name=name, value=value)
+            ET.SubElement(stats, ns.q(ns.COLIBRI, "stat"), name=name, value=value)
         return pres
 
     async def _on_session(self, _event: object) -> None:
         pres = self._stats_presence()
-        ET.SubElement(pres.xml, "{http://jabber.org/protocol/muc}x")
+        ET.SubElement(pres.xml, ns.q(ns.MUC, "x"))
         room = slixmpp.JID(self.brewery)
         muc = self.client.plugin["xep_0045"]
         muc.rooms[None][room] = {}

@@ -29,6 +29,7 @@ from jitsi_protocols import colibri2
 from jitsi_protocols.jingle import JingleAction
 from jitsi_protocols.model import Content, IceTransport, Media, Source, SourceGroup
 from jitsi_protocols.sdp import default_media
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 
 from .bridge_selector import Bridge
@@ -68,6 +69,14 @@ class Participant:
     relayed: bool = False  # the conference's other bridges know its sources
     stats_id: str = ""
     index: int = 0  # 1 for the first to join
+    # what its client supports (disco#info); None while we ask (it is invited once we know)
+    features: frozenset[str] | None = frozenset()
+
+    @property
+    def ssrc_rewriting(self) -> bool:
+        """Jitsi's contract: it learns remote sources from the bridge's source maps only, so
+        its offer lists none and it gets no source-add/-remove."""
+        return self.features is not None and ns.JITSI_SSRC_REWRITING in self.features
 
 
 @dataclass
@@ -97,7 +106,6 @@ class Conference:
         self.bridge_session = str(uuid.uuid4())
         self.media: list[Media] = default_media()
         self._lock = asyncio.Lock()  # serialise bridge work for one conference
-        self.ended = False
         self.roles: dict[str, str] = {}  # nick -> MUC role, for moderation requests
         self.in_room: asyncio.Future | None = None  # the focus's join of the room
         self.joins = 0  # how many have joined so far: the start-muted policy counts them
@@ -129,13 +137,28 @@ class Conference:
         return f"{self.room}/{nick}"
 
     # ---- membership --------------------------------------------------------------------------
-    def joined(self, nick: str, real_jid: str, stats_id: str = "") -> None:
+    def joined(self, nick: str, real_jid: str, stats_id: str = "", caps_node: str = "") -> None:
+        """A new occupant. One whose presence has caps (XEP-0115) is asked for its features
+        first: they decide the contract its offer and source signalling follow."""
         if nick in self.participants:
             return
         self.joins += 1
-        self.participants[nick] = Participant(nick, real_jid, stats_id=stats_id, index=self.joins)
+        p = self.participants[nick] = Participant(nick, real_jid, stats_id=stats_id, index=self.joins)
         log.info("%s: %s joined (%d participants)", self.room, nick, len(self.participants))
-        self.focus.spawn(self.invite_pending())
+        if caps_node:
+            p.features = None
+            self.focus.spawn(self._discover(p, caps_node))
+        else:
+            self.focus.spawn(self.invite_pending())
+
+    async def _discover(self, p: Participant, node: str) -> None:
+        features = await self.focus.client_features(self.owner_jid(p.nick), node)
+        if self.participants.get(p.nick) is not p:
+            return
+        p.features = features
+        log.info("%s: %s %s", self.room, p.nick, "takes SSRC rewriting (source maps)" if p.ssrc_rewriting
+                 else "takes slots in its offer")
+        await self.invite_pending()
 
     def left(self, nick: str) -> None:
         p = self.participants.pop(nick, None)
@@ -180,7 +203,7 @@ class Conference:
             if len(self.participants) < self.focus.min_participants:
                 return
             for p in list(self.participants.values()):
-                if p.state == "new" and self.participants.get(p.nick) is p:
+                if p.state == "new" and p.features is not None and self.participants.get(p.nick) is p:
                     try:
                         await self._invite(p)
                     except StanzaError as exc:
@@ -286,7 +309,8 @@ class Conference:
         request = colibri2.ConferenceModify(
             meeting_id=self.meeting_id, name=self.room, create=create_conf,
             endpoints=[colibri2.Endpoint(id=p.nick, create=True, stats_id=p.stats_id, media=self.media,
-                                         sctp=self.focus.sctp)])
+                                         sctp=self.focus.sctp,
+                                         capabilities=[colibri2.SSRC_REWRITING] if p.ssrc_rewriting else [])])
         try:
             res = await self._colibri(cb, request)
         except StanzaError as exc:
@@ -310,7 +334,13 @@ class Conference:
         if self.participants.get(p.nick) is not p:  # left while we waited
             return
         p.sid = secrets.token_hex(8)
-        contents = self._offer_contents(ep.transport, ep.sources, exclude=p.nick)
+        if p.ssrc_rewriting:
+            # only the bridge's own (RTCP-only) SSRCs, in the stream Jitsi clients know to make
+            # no track of, as Jicofo offers them
+            slots = [dataclasses.replace(s, msid=f"mixedmslabel mixedlabel{s.kind}0") for s in res.feedback_sources]
+        else:
+            slots = ep.sources
+        contents = self._offer_contents(ep.transport, slots, exclude=p.nick, others=not p.ssrc_rewriting)
         audio_n, video_n = self.focus.start_muted
         muted = (bool(audio_n) and p.index > audio_n, bool(video_n) and p.index > video_n)
         offer = JingleAction(action="session-initiate", sid=p.sid, initiator=self.occupant_focus,
@@ -323,9 +353,13 @@ class Conference:
             log.warning("%s: %s refused the offer: %s", self.room, p.nick, exc)
             p.state = "ended"
 
-    def _offer_contents(self, transport: IceTransport, slots: list[Source], exclude: str) -> list[Content]:
+    def _offer_contents(self, transport: IceTransport, slots: list[Source], exclude: str,
+                        others: bool = True) -> list[Content]:
         """Audio and video, then (if the bridge gave an SCTP port) the data channel's content,
-        all on the bridge's one transport; only the data content's carries the sctpmap."""
+        all on the bridge's one transport; only the data content's carries the sctpmap. An
+        SSRC-rewriting client gets no one's sources (`others` False, and the bridge's own SSRCs
+        for slots): each SSRC the bridge sends it is first named in a source map, and one its
+        offer declared already would make its renegotiation fail."""
         media_transport = dataclasses.replace(transport, sctp_port=None)
         contents = []
         for media in self.media:
@@ -333,7 +367,7 @@ class Conference:
             # sources per participant, everyone else's streams with their owner
             sources = [Source(s.ssrc, s.kind, owner="jvb", name=s.name, msid=s.msid, cname=s.cname or "jvb")
                        for s in slots if s.kind == media.kind]
-            for other in self.participants.values():
+            for other in self.participants.values() if others else ():
                 if other.nick != exclude:
                     sources += [Source(s.ssrc, s.kind, owner=self.owner_jid(other.nick), name=s.name,
                                        msid="", cname=s.cname) for s in other.sources if s.kind == media.kind]
@@ -469,7 +503,8 @@ class Conference:
         ssrcs = {s.ssrc for s in mine}
         change = (action, mine, [g for g in groups if set(g.ssrcs) <= ssrcs])
         for other in self.participants.values():
-            if other.nick != owner and other.state in ("pending", "active") and other.sid:
+            if other.nick != owner and other.state in ("pending", "active") and other.sid \
+                    and not other.ssrc_rewriting:  # those learn sources from the bridge
                 self._pending_sources.setdefault(other.nick, []).append(change)
         delay = source_signaling_delay(len(self.participants))
         if delay <= 0:

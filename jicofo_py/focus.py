@@ -30,6 +30,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from xmpp_wire.component_client import ComponentConnection, attach
 from jitsi_protocols import colibri2, focus_iq, jingle
 from jitsi_protocols.slix import configure_tls, reply_error, to_et, to_lxml
+from jitsi_base import ns
 from jitsi_base.errors import StanzaError
 from jitsi_base.rate import TokenBucket
 from xmpp_wire.stanza import Stanza, make_error, make_result
@@ -39,8 +40,11 @@ from .conference import Conference
 
 log = logging.getLogger(__name__)
 
-COLIBRI_STATS = "http://jitsi.org/protocol/colibri"
-MUTE_NS = {"audio": "http://jitsi.org/jitmeet/audio", "video": "http://jitsi.org/jitmeet/video"}
+# a participant's answer to our disco#info: how long we wait (its invitation waits too) and how
+# many features we read of it
+FEATURES_TIMEOUT = 5.0
+MAX_FEATURES = 200
+MUTE_NS = {"audio": ns.JITSI_AUDIO_MUTED, "video": ns.JITSI_VIDEO_MUTED}
 
 
 class Focus:
@@ -90,12 +94,12 @@ class Focus:
             c.register_plugin(plugin)
         c.add_event_handler("session_start", self._on_session)
         c.add_event_handler("groupchat_presence", self._on_room_presence)
-        c.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % jingle.NS), self._on_jingle))
+        c.register_handler(Callback("jingle", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(jingle.NS, "jingle"))), self._on_jingle))
         for kind in ("audio", "video"):
-            c.register_handler(Callback(f"mute-{kind}", MatchXPath("{jabber:client}iq/{%s}mute" % MUTE_NS[kind]),
+            c.register_handler(Callback(f"mute-{kind}", MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(MUTE_NS[kind], "mute"))),
                                         lambda iq, kind=kind: self._on_mute(iq, kind)))
         c.register_handler(Callback("colibri2-from-bridge",
-                                    MatchXPath("{jabber:client}iq/{%s}conference-modify" % colibri2.NS),
+                                    MatchXPath("%s/%s" % (ns.q(ns.CLIENT, "iq"), ns.q(colibri2.NS, "conference-modify"))),
                                     self._on_bridge_notice))
         self._online = asyncio.get_event_loop().create_future()
 
@@ -192,15 +196,14 @@ class Focus:
                     type_="wait")))
                 return
             self.spawn(self._conference_iq(stanza, payload))
-        elif tag == "{http://jabber.org/protocol/disco#info}query":
-            q = etree.Element("{http://jabber.org/protocol/disco#info}query",
-                              nsmap={None: "http://jabber.org/protocol/disco#info"})
-            etree.SubElement(q, "{http://jabber.org/protocol/disco#info}identity", category="component",
+        elif tag == ns.q(ns.DISCO_INFO, "query"):
+            q = etree.Element(ns.q(ns.DISCO_INFO, "query"), nsmap={None: ns.DISCO_INFO})
+            etree.SubElement(q, ns.q(ns.DISCO_INFO, "identity"), category="component",
                              type="focus", name="jitsi-py focus")
-            for var in (focus_iq.NS, "urn:xmpp:ping", "http://jabber.org/protocol/disco#info"):
-                etree.SubElement(q, "{http://jabber.org/protocol/disco#info}feature", var=var)
+            for var in (focus_iq.NS, ns.PING, ns.DISCO_INFO):
+                etree.SubElement(q, ns.q(ns.DISCO_INFO, "feature"), var=var)
             self._reply(make_result(stanza, q))
-        elif tag == "{urn:xmpp:ping}ping":
+        elif tag == ns.q(ns.PING, "ping"):
             self._reply(make_result(stanza))
         else:
             self._reply(make_error(stanza, StanzaError("service-unavailable")))
@@ -267,14 +270,23 @@ class Focus:
         if conf is None or nick == "focus" or not nick:
             return
         if pres["type"] == "unavailable":
+            was_moderator = conf.roles.get(nick) == "moderator"
             conf.left(nick)
             if not conf.participants:
                 self.spawn(self._maybe_end(conf))
+            elif self.auto_owner and was_moderator and "moderator" not in conf.roles.values():
+                # the meeting must not lose its last moderator (the lobby and its knockers would
+                # wait forever): the one who has been there longest takes over
+                heir = min(conf.participants.values(), key=lambda p: p.index)
+                log.info("%s: %s left as the last moderator; %s takes over", room, nick, heir.nick)
+                self.spawn(self._grant_owner(conf, str(JID(heir.real_jid).bare)))
         elif pres["type"] in ("available", "", None) or pres["type"] in pres.showtypes:
             real = pres["muc"]["jid"]
-            stats_id = pres.xml.findtext("{jabber:client}stats-id") or ""
+            stats_id = pres.xml.findtext(ns.q(ns.CLIENT, "stats-id")) or ""
+            caps = pres.xml.find("{%s}c" % ns.CAPS)
+            caps_node = f"{caps.get('node', '')}#{caps.get('ver', '')}" if caps is not None else ""
             new = nick not in conf.participants
-            conf.joined(nick, str(real), stats_id)
+            conf.joined(nick, str(real), stats_id, caps_node=caps_node[:512])
             conf.roles[nick] = pres["muc"]["role"] or "participant"
             if new and str(real) and not self._is_guest(str(real)):
                 self._hosted.add(room)
@@ -306,7 +318,7 @@ class Focus:
         if pres["type"] == "unavailable":
             self.selector.remove(jid, "left the brewery")
             return
-        stats = pres.xml.find("{%s}stats" % COLIBRI_STATS)
+        stats = pres.xml.find(ns.q(ns.COLIBRI, "stats"))
         values = {s.get("name", ""): s.get("value", "") for s in stats} if stats is not None else {}
         self.selector.update(jid, values)
 
@@ -395,6 +407,25 @@ class Focus:
             await iq.send(timeout=10)
         except (IqError, IqTimeout):
             pass
+
+    async def client_features(self, occupant: str, node: str) -> frozenset[str]:
+        """What a participant's client supports, asked of it through the room (disco#info with
+        the node its caps name); nothing if it does not answer in time or answers an error. A
+        guest decides its own answer: it only chooses the contract it is spoken to in."""
+        iq = self.client.make_iq_get(ito=occupant)
+        query = ET.SubElement(iq.xml, "{%s}query" % ns.DISCO_INFO)
+        if node and node != "#":
+            query.set("node", node)
+        try:
+            result = await iq.send(timeout=FEATURES_TIMEOUT)
+        except (IqError, IqTimeout):
+            log.info("%s did not tell its features", occupant)
+            return frozenset()
+        found = result.xml.find("{%s}query" % ns.DISCO_INFO)
+        if found is None:
+            return frozenset()
+        features = list(found.iterfind("{%s}feature" % ns.DISCO_INFO))[:MAX_FEATURES]
+        return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
 
     # ---- Jingle --------------------------------------------------------------------------------
     async def send_jingle(self, to: str, ja: jingle.JingleAction, quiet: bool = False) -> None:

@@ -17,6 +17,9 @@ XMPP_ERRORS = "urn:xmpp:errors"
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+CAPS = "http://jabber.org/protocol/caps"  # XEP-0115 in presence
+# a client feature (disco#info): it takes remote sources from the bridge's source maps
+JITSI_SSRC_REWRITING = "http://jitsi.org/ssrc-rewriting-1"
 PING = "urn:xmpp:ping"
 VERSION = "jabber:iq:version"
 ROSTER = "jabber:iq:roster"

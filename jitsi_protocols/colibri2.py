@@ -27,6 +27,10 @@ from .xml import (RTP, SSMA, group_element, hdrext_element, parse_group, parse_h
 NS = ns.COLIBRI2
 ICE_UDP = ns.JINGLE_ICE_UDP
 HDREXT = ns.JINGLE_HDREXT
+MAX_CAPABILITIES = 16  # capabilities one endpoint request may list
+# the capability of an endpoint whose client learns who fills its slots from the bridge's source
+# maps only (Jitsi's name; the focus sets it for clients with ns.JITSI_SSRC_REWRITING)
+SSRC_REWRITING = "ssrc-rewriting"
 
 
 @dataclass
@@ -43,6 +47,10 @@ class Endpoint:
     groups: list[SourceGroup] = field(default_factory=list)
     # Request: replace the sources (None: leave them as they are).
     sources_given: bool = False
+    # Request: what the participant's client supports, as Jicofo tells Jitsi's bridge
+    # (`<capability name='ssrc-rewriting'/>`: it learns who fills its slots from the bridge's
+    # source maps only, see bridge/endpoint.py)
+    capabilities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -142,6 +150,12 @@ def _parse_endpoint(el: etree._Element) -> Endpoint:
     if tr is not None:
         _parse_transport_of(ep, tr)
         ep.sctp = tr.find(q(NS, "sctp")) is not None
+    for cap in el.iterfind(q(NS, "capability")):
+        name = cap.get("name", "")
+        if not name or len(name) > 64 or len(ep.capabilities) >= MAX_CAPABILITIES:
+            raise StanzaError("bad-request", f"capability needs a name (at most 64 characters, "
+                                             f"{MAX_CAPABILITIES} per endpoint)")
+        ep.capabilities.append(name)
     _parse_sources(el, ep)
     return ep
 
@@ -212,6 +226,8 @@ def _endpoint_element(ep: Endpoint) -> etree._Element:
             tr.append(transport_element(ep.transport))
         if ep.sctp:
             etree.SubElement(tr, q(NS, "sctp"))
+    for cap in ep.capabilities:
+        etree.SubElement(e, q(NS, "capability"), name=cap)
     if ep.sources_given:
         e.append(_sources_element(ep.sources, ep.groups))
     return e

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from jitsi_base import ns
+
 from .model import Candidate, Content, Fingerprint, IceTransport, Media, PayloadType, Source, SourceGroup
 
 
@@ -219,7 +221,7 @@ def default_media() -> list[Media]:
                                         [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", ""),
                                          ("transport-cc", "")]),
                             PayloadType(96, "rtx", 90000, 1, {"apt": "100"})], [])
-    audio.header_extensions.append(HeaderExtension(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"))
+    audio.header_extensions.append(HeaderExtension(1, ns.RTP_AUDIO_LEVEL))
     audio.header_extensions.append(HeaderExtension(tcc.id, tcc.uri))
     video.header_extensions.append(HeaderExtension(3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"))
     video.header_extensions.append(HeaderExtension(tcc.id, tcc.uri))

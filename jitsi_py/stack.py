@@ -170,9 +170,6 @@ class Stack:
             lines.append(f"Admin HTTP (keep private): http://{host}:{port}/ ({what}/xmpp/stats)")
         return lines
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

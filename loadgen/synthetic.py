@@ -59,6 +59,7 @@ from bridge.transport import EndpointTransport
 from jitsi_protocols import focus_iq, jingle
 from jitsi_protocols.jingle import JingleAction
 from jitsi_protocols.model import Content, IceTransport, Media, Source
+from jitsi_base import ns
 from jitsi_base.errors import StreamError
 from xmpp_wire.xmlstream import StreamParser
 
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 __all__ = ["SyntheticParticipant", "SyntheticError", "SenderStats", "XmppLink", "ClientTransport", "prepare_room",
            "client_ssl_context"]
 
-AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 AUDIO_PT = 111
 VIDEO_PT = 100
 AUDIO_INTERVAL = 0.020
@@ -80,18 +80,6 @@ LOUD, SILENT = 30, 127  # RFC 6464 -dBov
 MAGIC = b"SYN1"
 TRAILER = struct.Struct("!4sIIQ")  # magic, sender SSRC, counter, send time (monotonic ns)
 RTP_HEADER = struct.Struct("!HI")  # seq, timestamp at offset 2
-
-STREAM_NS = "http://etherx.jabber.org/streams"
-TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
-SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
-BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind"
-STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-MUC_NS = "http://jabber.org/protocol/muc"
-MUC_USER_NS = "http://jabber.org/protocol/muc#user"
-# conference IQ errors worth waiting out: the focus is starting, or busy joining the room
-RETRY_CONDITIONS = {"service-unavailable", "remote-server-timeout", "internal-server-error",
-                    "resource-constraint", "recipient-unavailable", "item-not-found"}
-
 
 class SyntheticError(Exception):
     """Joining failed: the message says which step and why."""
@@ -163,9 +151,9 @@ class XmppLink(asyncio.Protocol):
         await loop.create_connection(lambda: self, self.host, self.port)
         self._open_stream()
         features = await self._features()
-        if features.find("{%s}starttls" % TLS_NS) is None:
+        if features.find("{%s}starttls" % ns.TLS) is None:
             raise SyntheticError("the server does not offer STARTTLS")
-        self._write(b"<starttls xmlns='%s'/>" % TLS_NS.encode())
+        self._write(b"<starttls xmlns='%s'/>" % ns.TLS.encode())
         el = await self._next_stanza()
         if etree.QName(el).localname != "proceed":
             raise SyntheticError(f"STARTTLS refused: {etree.tostring(el)[:200]!r}")
@@ -174,18 +162,18 @@ class XmppLink(asyncio.Protocol):
                                               server_hostname=self.domain)  # type: ignore[assignment]
         self._restart()
         features = await self._features()
-        mechs = [m.text for m in features.iter("{%s}mechanism" % SASL_NS)]
+        mechs = [m.text for m in features.iter("{%s}mechanism" % ns.SASL)]
         if "ANONYMOUS" not in mechs:
             raise SyntheticError(f"no SASL ANONYMOUS (offered: {mechs})")
-        self._write(b"<auth xmlns='%s' mechanism='ANONYMOUS'/>" % SASL_NS.encode())
+        self._write(b"<auth xmlns='%s' mechanism='ANONYMOUS'/>" % ns.SASL.encode())
         el = await self._next_stanza()
         if etree.QName(el).localname != "success":
             raise SyntheticError(f"SASL ANONYMOUS failed: {etree.tostring(el)[:300]!r}")
         self._restart()
         await self._features()
-        self._write(b"<iq type='set' id='bind'><bind xmlns='%s'/></iq>" % BIND_NS.encode())
+        self._write(b"<iq type='set' id='bind'><bind xmlns='%s'/></iq>" % ns.BIND.encode())
         el = await self._next_stanza()
-        jid = el.findtext(".//{%s}jid" % BIND_NS)
+        jid = el.findtext(".//{%s}jid" % ns.BIND)
         if el.get("type") != "result" or not jid:
             raise SyntheticError(f"bind failed: {etree.tostring(el)[:300]!r}")
         self.jid = jid
@@ -198,7 +186,7 @@ class XmppLink(asyncio.Protocol):
 
     def _open_stream(self) -> None:
         self._write(("<?xml version='1.0'?><stream:stream to=%s version='1.0' xml:lang='en' "
-                     "xmlns='jabber:client' xmlns:stream='%s'>" % (quoteattr(self.domain), STREAM_NS)).encode())
+                     "xmlns='%s' xmlns:stream='%s'>" % (quoteattr(self.domain), ns.CLIENT, ns.STREAMS)).encode())
 
     def _restart(self) -> None:
         self._parser = StreamParser(self.MAX_STANZA, 64)
@@ -207,7 +195,7 @@ class XmppLink(asyncio.Protocol):
 
     async def _features(self) -> etree._Element:
         el = await self._next_stanza()
-        if el.tag != "{%s}features" % STREAM_NS:
+        if el.tag != "{%s}features" % ns.STREAMS:
             raise SyntheticError(f"expected stream features, got {etree.tostring(el)[:200]!r}")
         return el
 
@@ -216,7 +204,7 @@ class XmppLink(asyncio.Protocol):
             while self._events:
                 kind, el = self._events.pop(0)
                 if kind == "stanza":
-                    if el.tag == "{%s}error" % STREAM_NS:
+                    if el.tag == "{%s}error" % ns.STREAMS:
                         raise SyntheticError(f"stream error: {etree.tostring(el)[:300]!r}")
                     return el
                 if kind == "close":
@@ -252,7 +240,7 @@ class XmppLink(asyncio.Protocol):
             if not claimed:
                 self.reply_error(el, "service-unavailable")
             return
-        if tag == "{%s}error" % STREAM_NS:
+        if tag == "{%s}error" % ns.STREAMS:
             log.warning("stream error: %s", etree.tostring(el)[:300])
             return
         try:
@@ -292,7 +280,7 @@ class XmppLink(asyncio.Protocol):
             text = ""
             if err is not None:
                 for child in err:
-                    if isinstance(child.tag, str) and child.tag.startswith("{%s}" % STANZAS_NS):
+                    if isinstance(child.tag, str) and child.tag.startswith("{%s}" % ns.STANZA_ERRORS):
                         name = etree.QName(child).localname
                         if name == "text":
                             text = child.text or ""
@@ -310,7 +298,7 @@ class XmppLink(asyncio.Protocol):
         frm = iq.get("from")
         self._write(b"<iq type='error' id=%s%s><error type='%s'><%s xmlns='%s'/></error></iq>" % (
             quoteattr(iq.get("id", "")).encode(), (b" to=" + quoteattr(frm).encode()) if frm else b"",
-            typ.encode(), condition.encode(), STANZAS_NS.encode()))
+            typ.encode(), condition.encode(), ns.STANZA_ERRORS.encode()))
 
     async def close(self) -> None:
         """Close the stream (the server then ends the MUC presence) and the connection."""
@@ -359,7 +347,7 @@ async def _conference_iq(link: XmppLink, focus_service: str, room_jid: str, atte
             res = await link.iq(iq, timeout=15)
         except IqFailed as exc:
             last = str(exc)
-            if exc.condition not in RETRY_CONDITIONS and exc.condition != "timeout":
+            if exc.condition not in focus_iq.RETRY_CONDITIONS and exc.condition != "timeout":
                 raise SyntheticError(f"the focus refused {room_jid}: {exc}") from None
         else:
             el = res.find("{%s}conference" % focus_iq.NS)
@@ -641,10 +629,11 @@ class SyntheticParticipant:
         self._self_presence = asyncio.get_running_loop().create_future()
         self.xmpp.send((
             "<presence to=%s><x xmlns='%s'><history maxstanzas='0'/></x>"
-            "<audiomuted xmlns='http://jitsi.org/jitmeet/audio'>%s</audiomuted>"
-            "<videomuted xmlns='http://jitsi.org/jitmeet/video'>%s</videomuted></presence>" % (
-                quoteattr(self.occupant_jid), MUC_NS, "false" if self.send_audio else "true",
-                "false" if self.send_video else "true")).encode())
+            "<audiomuted xmlns='%s'>%s</audiomuted>"
+            "<videomuted xmlns='%s'>%s</videomuted></presence>" % (
+                quoteattr(self.occupant_jid), ns.MUC,
+                ns.JITSI_AUDIO_MUTED, "false" if self.send_audio else "true",
+                ns.JITSI_VIDEO_MUTED, "false" if self.send_video else "true")).encode())
         err = await self._self_presence
         if err:
             raise SyntheticError(f"{self.room_jid} refused us: {err}")
@@ -660,7 +649,7 @@ class SyntheticParticipant:
             if j is not None and el.get("type") == "set":
                 self._on_jingle(el, j)
                 return True
-            if el.get("type") == "get" and el.find("{urn:xmpp:ping}ping") is not None:
+            if el.get("type") == "get" and el.find(ns.q(ns.PING, "ping")) is not None:
                 assert self.xmpp is not None
                 self.xmpp.reply_result(el)
                 return True
@@ -742,7 +731,7 @@ class SyntheticParticipant:
                         sess.slot_kind[s.ssrc] = c.kind
                 if c.kind == "audio" and c.media is not None:
                     for ext in c.media.header_extensions:
-                        if ext.uri == AUDIO_LEVEL_URI:
+                        if ext.uri == ns.RTP_AUDIO_LEVEL:
                             sess.audio_level_ext = ext.id
             self.session = sess
             accept = self._session_accept(offer, transport.local_description())

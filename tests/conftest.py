@@ -192,11 +192,13 @@ class RawClient:
 
 @pytest.fixture
 async def http_front():
-    """Serve BOSH and WebSocket for a started server: `base_url = await http_front(srv)`."""
+    """Serve BOSH and WebSocket for a started server: `base_url = await http_front(srv)`
+    (`http_front.apps[base_url]` is its aiohttp app)."""
     from aiohttp import web
 
     from xmpp_plugins.http import setup_http
     runners = []
+    apps: dict[str, web.Application] = {}  # base URL -> its app (BOSH sessions live there)
 
     async def make(srv: Server) -> str:
         app = web.Application()
@@ -206,8 +208,11 @@ async def http_front():
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         runners.append(runner)
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        apps[base] = app
+        return base
 
+    make.apps = apps  # type: ignore[attr-defined]
     yield make
     for runner in runners:
         await runner.cleanup()

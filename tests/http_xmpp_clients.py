@@ -13,17 +13,8 @@ from typing import Mapping, Optional
 import aiohttp
 from lxml import etree
 
-FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
-SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-STREAMS = "http://etherx.jabber.org/streams"
-BOSH = "http://jabber.org/protocol/httpbind"
-XBOSH = "urn:xmpp:xbosh"
-JC = "jabber:client"
-
-
-def q(ns: str, name: str) -> str:
-    return "{%s}%s" % (ns, name)
+from jitsi_base.ns import BIND, BOSH, FRAMING, SASL, STREAMS, XBOSH, q
+from jitsi_base.ns import CLIENT as JC
 
 
 class WebSocketClient:

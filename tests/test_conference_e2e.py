@@ -149,7 +149,7 @@ async def test_bridge_channel_is_a_data_channel_with_websocket_fallback(stack, m
     channel does not open (here: the bridge runs no SCTP for it) falls back to colibri-ws, and
     messages cross between the two kinds of channel."""
     from bridge.transport import EndpointTransport
-    from jitsi_py.participant import client
+    from jitsi_py.participant import channel
 
     a, b = participant(stack, "datachan", "dan00001"), participant(stack, "datachan", "eve00002")
     c = participant(stack, "datachan", "fay00003")
@@ -169,7 +169,7 @@ async def test_bridge_channel_is_a_data_channel_with_websocket_fallback(stack, m
 
         # the third one's data channel never opens: after DATA_CHANNEL_TIMEOUT it uses colibri-ws
         monkeypatch.setattr(EndpointTransport, "enable_sctp", lambda self, *args, **kwargs: None)
-        monkeypatch.setattr(client, "DATA_CHANNEL_TIMEOUT", 1.0)
+        monkeypatch.setattr(channel, "DATA_CHANNEL_TIMEOUT", 1.0)
         await c.join()
         assert await c.wait_channel(10) == "websocket"
         assert stack.bridge.endpoint(conf.meeting_id, c.nick).transport.sctp is None

@@ -19,7 +19,7 @@ def transport() -> IceTransport:
 
 def test_conference_modify_round_trip():
     req = colibri2.ConferenceModify(meeting_id="m-1", name="room@conference.localhost", create=True, endpoints=[
-        colibri2.Endpoint(id="ep1", create=True, stats_id="Shanna", sctp=True, media=[
+        colibri2.Endpoint(id="ep1", create=True, stats_id="Shanna", sctp=True, capabilities=["ssrc-rewriting"], media=[
             Media("audio", [PayloadType(111, "opus", 48000, 2, {"useinbandfec": "1"}, [("transport-cc", "")])],
                   [HeaderExtension(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level")]),
             Media("video", [PayloadType(100, "VP8", 90000, 1, {}, [("nack", "pli"), ("ccm", "fir")]),
@@ -77,6 +77,10 @@ def test_relay_round_trip():
      "xmlns='urn:xmpp:jingle:transports:ice-udp:1'><candidate foundation='1' component='1' ip='1.2.3.4' port='p' "
      "priority='1'/></transport></transport></endpoint></conference-modify>", "port"),
     ("<other xmlns='jitsi:colibri2'/>", "conference-modify"),
+    ("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='e'><capability/></endpoint>"
+     "</conference-modify>", "capability needs a name"),
+    ("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='e'>" + "<capability name='x'/>" * 17
+     + "</endpoint></conference-modify>", "16 per endpoint"),
 ])
 def test_bad_colibri2_is_bad_request(xml, text):
     with pytest.raises(StanzaError) as exc:

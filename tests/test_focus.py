@@ -199,5 +199,12 @@ async def test_moderation_first_participant_owns_mutes_and_start_muted(tmp_path,
         with pytest.raises(IqError) as exc:
             await iq.send(timeout=10)
         assert exc.value.condition == "forbidden"
+        # the owner leaves: the meeting keeps a moderator, the one who has been there longest
+        took_over = asyncio.get_running_loop().create_future()
+        b.c.add_event_handler("groupchat_presence", lambda p: (
+            p["from"].resource == "second22" and p["muc"]["role"] == "moderator" and not took_over.done()
+            and took_over.set_result(True)))
+        a.c.plugin["xep_0045"].leave_muc(JID(room), "first111")
+        await asyncio.wait_for(took_over, 10)
     finally:
         await s.stop()

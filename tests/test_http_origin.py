@@ -6,9 +6,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import make_config
 from http_xmpp_clients import BoshClient, WebSocketClient
-from xmpp_plugins.http import BOSH_MANAGER, setup_http
+from xmpp_plugins.http import BOSH_MANAGER
 from xmpp_plugins.origin import REFUSED_TEXT, normalize
 from xmpp_plugins.server import Server
 
@@ -16,29 +15,13 @@ EVIL = "https://evil.example"
 
 
 @pytest.fixture
-async def http_server():
+async def http_server(xmpp_server, http_front):
     """Factory: (server, base URL, app) of an XMPP server with BOSH and WebSocket on 127.0.0.1."""
-    started = []
-
     async def make(allowed_origins: list[str] | None = None):
-        cfg = make_config()
-        cfg.http.allowed_origins = allowed_origins or []
-        srv = Server(cfg)
-        await srv.start()
-        app = web.Application()
-        setup_http(app, srv)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        started.append((srv, runner))
-        return srv, f"http://127.0.0.1:{port}", app
-
-    yield make
-    for srv, runner in started:
-        await runner.cleanup()
-        await srv.stop()
+        srv = await xmpp_server(http__allowed_origins=list(allowed_origins or []))
+        base = await http_front(srv)
+        return srv, base, http_front.apps[base]
+    return make
 
 
 def ws_url(base: str) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import slixmpp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from conftest import until
 from lxml import etree
 
 from jitsi_py.participant import Participant, SlotTrack, TestPatternTrack, ToneTrack
@@ -320,10 +321,7 @@ async def test_jingle_iqs_are_acknowledged_or_refused_as_xep_0166_says(alice):
                                                     reason="failed-application", reason_text="bridge moved")))
     assert last_answer(p)[:2] == ("result", None)
     assert p.sid is None and not p._ended
-    for _ in range(100):  # the session closes in a task of its own
-        if p.pc is None:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: p.pc is None, 5, "the session to close (in a task of its own)")
     await p._on_jingle_iq(jingle_iq(p, sources_action("source-add", "s1", f"{ROOM}/bob", {"audio": [5]})))
     assert last_answer(p)[:2] == ("error", "item-not-found")
 

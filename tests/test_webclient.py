@@ -189,6 +189,17 @@ async def test_routes_and_config(stack):
             assert r.status == 404
         async with http.get(f"{base}/bad.name") as r:
             assert r.status == 404
+        # a browser that mistypes an address gets the app's page with a way back, still a 404
+        for path in ("/bad%20room!", f"/{'y' * 80}", "/Room/extra"):
+            async with http.get(f"{base}{path}", headers={"Accept": "text/html,*/*"}) as r:
+                page = await r.text()
+                assert r.status == 404 and 'id="not-found"' in page and 'href="/"' in page, path
+                assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        # but not on the paths the rest of the stack serves, nor for non-page requests
+        for path, accept in (("/static/js/nope.js", "text/html"), ("/colibri-ws/x", "text/html"),
+                             ("/Room/extra", "application/json")):
+            async with http.get(f"{base}{path}", headers={"Accept": accept}) as r:
+                assert r.status in (404, 403) and 'id="not-found"' not in await r.text(), path
         async with http.get(f"{base}/config.json", headers={"Host": "meet.example.org:8443",
                                                             "X-Forwarded-Proto": "https"}) as r:
             cfg = await r.json()
@@ -454,7 +465,7 @@ async def test_lobby_password_moderation(stack, browser):
 
 
 async def test_sdp_port_matches_python(stack, browser):
-    """webclient/static/js/sdp.js builds the same offer as xmpp_plugins/conference/sdp.py, and
+    """webclient/static/js/sdp.js builds the same offer as jitsi_protocols/sdp.py, and
     reads a real Chromium answer the same way."""
     from lxml import etree
 

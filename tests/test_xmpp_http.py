@@ -2,49 +2,25 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import aiohttp
 import pytest
 import slixmpp
-from aiohttp import web
 from lxml import etree
 
 from http_xmpp_clients import BOSH, JC, STREAMS, BoshClient, WebSocketClient, q
-from jitsi_py.config import Config
-from xmpp_plugins.http import setup_http
 from xmpp_plugins.server import Server
 
 STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 
 @pytest.fixture
-async def http_server():
-    servers = []
-
-    async def make(**limits):
-        cfg = Config()
-        cfg.c2s.port = 0
-        cfg.components.port = 0
-        for key, value in limits.items():
-            section, _, name = key.partition("__")
-            setattr(getattr(cfg, section), name, value)
-        srv = Server(cfg)
-        await srv.start()
-        app = web.Application()
-        setup_http(app, srv)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        servers.append((srv, runner))
-        return srv, f"http://127.0.0.1:{port}"
-
-    yield make
-    for srv, runner in servers:
-        await srv.stop()
-        await runner.cleanup()
+async def http_server(xmpp_server, http_front):
+    """Factory: (server, base URL) of a server with BOSH and WebSocket; overrides as section__key."""
+    async def make(**overrides):
+        srv = await xmpp_server(**overrides)
+        return srv, await http_front(srv)
+    return make
 
 
 async def slix_client(srv: Server) -> slixmpp.ClientXMPP:

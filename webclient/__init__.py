@@ -1,20 +1,25 @@
 """The browser client: a landing page, a room page per conference, and their static files.
 
 Everything is plain HTML, CSS and JavaScript ES modules under `static/`, served as they are (no
-build step). `setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
+build step). From the network up to the page:
+
+- `js/xml.js`, `js/xmpp.js`  stanzas as DOM elements; XMPP over WebSocket, BOSH as the fallback
+- `js/sdp.js`                Jingle <-> SDP for the one RTCPeerConnection with the bridge
+- `js/conference.js`         one conference: login, focus handshake, MUC, Jingle, bridge channel
+- `js/room.js`               the room page's front (`room.html`): makes the state (`store.js`)
+                             and wires the Conference's events to the UI's parts: `media.js`,
+                             `prejoin.js`, `tiles.js`, `people.js`, `chat.js`, `toolbar.js`,
+                             `security.js`, `notices.js` (helpers in `dom.js`)
+- `js/landing.js`, `js/names.js`, `js/icons.js`  the landing page (`index.html`), room names, icons
+
+`setup_web(app, domain, muc_domain)` adds the routes to the stack's aiohttp app:
 
 - `GET /`                 the landing page (type or generate a room name)
 - `GET /config.js`        an ES module with this deployment's addresses (from the request's Host)
 - `GET /config.json`      the same as JSON
 - `GET /static/...`       the static files
 - `GET /<room>`           the conference page, for room names `[A-Za-z0-9_-]{1,64}`
-
-The scripts, in the order data flows through them (`static/js/`): `xml.js` (stanzas), `xmpp.js`
-(WebSocket with a BOSH fallback), `sdp.js` (Jingle to SDP and back), `conference.js` (the
-protocol: conference IQ, MUC, Jingle, bridge channel), then the room page's UI, whose front
-`room.js` makes the state (`store.js`) and wires the Conference's events to its parts:
-`media.js`, `prejoin.js`, `tiles.js`, `people.js`, `chat.js`, `toolbar.js`, `security.js`,
-`notices.js` (helpers in `dom.js`, `icons.js`, `names.js`). `landing.js` is the landing page's.
+- anything else a browser asks for: `notfound.html` (404) with a way back to `/`
 
 Names that other parts of the stack serve at the top level (`http-bind`, `xmpp-websocket`,
 `metrics`, `about`, `colibri`, `colibri-ws`) are never taken as room names, whatever order the
@@ -107,6 +112,20 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "room.html", headers=_PAGE_HEADERS)
 
 
+@web.middleware
+async def _not_found_page(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A mistyped meeting address (`/bad%20room!`, 80 characters, `/Room/extra`) gets the app's
+    own page with a way back, not aiohttp's bare "404: Not Found"; only for browsers asking for
+    a page, never on the paths the rest of the stack serves."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        first = request.path.split("/", 2)[1] if request.path.count("/") else ""
+        if request.method != "GET" or "text/html" not in request.headers.get("Accept", "") or first in RESERVED:
+            raise
+        return web.FileResponse(STATIC / "notfound.html", status=404, headers=_PAGE_HEADERS)
+
+
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml",
                                                              "Cache-Control": "max-age=86400"})
@@ -137,6 +156,7 @@ def setup_web(app: web.Application, domain: str, muc_domain: str = "", auth_mode
     app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_get(r"/{room:[A-Za-z0-9_-]{1,64}}", room_page)
     app.on_response_prepare.append(_static_headers)
+    app.middlewares.append(_not_found_page)
 
 
 __all__ = ["setup_web", "is_room_name", "client_config", "STATIC"]

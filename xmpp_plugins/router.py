@@ -39,8 +39,6 @@ class Router:
         self.domains: dict[str, DomainHandler] = {}
         # (scope, payload tag) -> handler; scope is 'host' (to the server) or 'account' (to a bare JID)
         self.iq_handlers: dict[tuple[str, str], IqHandler] = {}
-        self.delivered = 0
-        self.bounced = 0
 
     # ---- registration --------------------------------------------------------------------
     def register_domain(self, domain: str, handler: DomainHandler) -> None:
@@ -151,14 +149,12 @@ class Router:
         reply = make_error(stanza, error)
         if reply is None or stanza.from_ is None:
             return
-        self.bounced += 1
         try:
             self.route(Stanza(reply, stanza.to, stanza.from_), None)
         except Exception:
             log.exception("could not bounce %r", stanza)
 
     def _deliver(self, session: "C2SSession", el: etree._Element) -> None:
-        self.delivered += 1
         session.deliver(el)
 
     def _local(self, stanza: Stanza, origin: "C2SSession | None") -> None:

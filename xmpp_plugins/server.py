@@ -86,9 +86,6 @@ class Server:
     def send(self, el: etree._Element) -> None:
         self.router.send(el)
 
-    def add_plugin(self, plugin: Plugin) -> None:
-        self.plugins.append(plugin)
-
     # ---- bookkeeping -----------------------------------------------------------------------
     def track_task(self, task: asyncio.Future) -> None:
         self._tasks.add(task)

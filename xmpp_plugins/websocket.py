@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 OPEN = ns.q(ns.FRAMING, "open")
 CLOSE = ns.q(ns.FRAMING, "close")
+_CLIENT_XMLNS = b' xmlns="%s"' % ns.CLIENT.encode()
 
 
 def serialize_standalone(el: etree._Element) -> bytes:
@@ -36,7 +37,7 @@ def serialize_standalone(el: etree._Element) -> bytes:
     tag = el.tag
     if isinstance(tag, str) and tag[0] != "{":
         n = len(tag) + 1
-        return data[:n] + b' xmlns="jabber:client"' + data[n:]
+        return data[:n] + _CLIENT_XMLNS + data[n:]
     return data
 
 

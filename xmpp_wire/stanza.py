@@ -7,7 +7,7 @@ the same element go out unchanged on a client stream (`jabber:client`), a compon
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from lxml import etree
 from slixmpp.jid import JID, InvalidJID
@@ -127,10 +127,6 @@ def make_error(stanza: Stanza | etree._Element, error: StanzaError,
 def _copy(el: etree._Element) -> etree._Element:
     from copy import deepcopy
     return deepcopy(el)
-
-
-def children(el: etree._Element, qname: str) -> Iterable[etree._Element]:
-    return el.iterfind(qname)
 
 
 class DomainHandler(Protocol):

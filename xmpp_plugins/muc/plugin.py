@@ -1,4 +1,4 @@
-"""The MUC as a plugin of our own server (the default; `component_client.py` is the other host)."""
+"""The MUC as a plugin of our own server (the default; `external.py` is the other host)."""
 from __future__ import annotations
 
 from ..config import guests_wait_for_host

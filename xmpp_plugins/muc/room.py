@@ -59,10 +59,6 @@ def _strip_muc(el: etree._Element) -> etree._Element:
     return out
 
 
-def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Room:
     def __init__(self, service: "MucService", name: str, config: RoomConfig,
                  parent: "Room | None" = None) -> None:

@@ -60,6 +60,25 @@ function machineUid() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // conference IQ errors worth trying again (the focus is starting or busy), as the Python participant
+/**
+ * Mute state and video type from a Jitsi client's presence (lib-jitsi-meet sends only this):
+ * JSON {"<nick>-a0": {"muted": bool}, "<nick>-v0": {"muted": bool, "videoType": "camera"}}.
+ * Anything else in it (or not JSON at all) is ignored.
+ */
+function readSourceInfo(p, text) {
+  if (!text || text.length > 4096) return;
+  let info;
+  try { info = JSON.parse(text); } catch (e) { return; }
+  if (!info || typeof info !== 'object') return;
+  for (const [name, state] of Object.entries(info)) {
+    if (!state || typeof state !== 'object' || !name.startsWith(`${p.nick}-`)) continue;
+    const kind = name.slice(p.nick.length + 1, p.nick.length + 2);
+    if (kind === 'a' && typeof state.muted === 'boolean') p.audioMuted = state.muted;
+    if (kind === 'v' && typeof state.muted === 'boolean') p.videoMuted = state.muted;
+    if (kind === 'v' && (state.videoType === 'camera' || state.videoType === 'desktop')) p.videoType = state.videoType;
+  }
+}
+
 const TRANSIENT_CONDITIONS = new Set(['service-unavailable', 'remote-server-not-found', 'recipient-unavailable',
   'remote-server-timeout', 'internal-server-error', 'resource-constraint', 'item-not-found', 'timeout']);
 
@@ -412,6 +431,11 @@ export class Conference extends EventTarget {
     kids.push(el('audiomuted', { xmlns: NS.AUDIOMUTED }, [String(this.audioMuted)]));
     kids.push(el('videomuted', { xmlns: NS.VIDEOMUTED }, [String(this.videoMuted)]));
     kids.push(el('videoType', { xmlns: NS.CLIENT }, [this.videoType]));
+    // the same state per source, as Jitsi clients read it (lib-jitsi-meet's SourceInfo)
+    kids.push(el('SourceInfo', { xmlns: NS.CLIENT }, [JSON.stringify({
+      [`${this.nick}-a0`]: { muted: this.audioMuted },
+      [`${this.nick}-v0`]: { muted: this.videoMuted, videoType: this.videoType },
+    })]));
     return el('presence', { xmlns: NS.CLIENT, to }, kids);
   }
 
@@ -598,6 +622,7 @@ export class Conference extends EventTarget {
     if (vm !== null) p.videoMuted = vm.trim() === 'true';
     const vt = childText(pres, null, 'videoType');
     if (vt) p.videoType = vt.trim();
+    readSourceInfo(p, childText(pres, null, 'SourceInfo'));
     if (item) p.role = item.getAttribute('role') || '';
     this.emit('participant', { participant: p });
   }

@@ -1,4 +1,4 @@
-// Jingle <-> SDP for the browser, the same mapping as xmpp_plugins/conference/sdp.py:
+// Jingle <-> SDP for the browser, the same mapping as jitsi_protocols/sdp.py:
 // the offer gets ONE m-section per remote source that has an msid (the bridge's receive *slots*);
 // the first section of each kind is sendrecv (it also carries what we send), the others sendonly
 // (from the bridge's side); everything is BUNDLEd on the one transport the bridge allocated.
