@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from jitsi_base.process import is_loopback, run_process, until_signal
+from jitsi_py.config import focus_auth
 from jitsi_py.process import load_from_args
 
 
@@ -25,7 +26,8 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
                   max_bridge_participants=f.max_bridge_participants, max_bridge_stress=f.max_bridge_stress,
                   colibri_timeout=f.colibri_timeout,
                   conference_requests_per_minute=f.conference_requests_per_minute,
-                  empty_room_timeout=f.empty_room_timeout, max_waiting_rooms=f.max_waiting_rooms)
+                  empty_room_timeout=f.empty_room_timeout, max_waiting_rooms=f.max_waiting_rooms,
+                  **focus_auth(cfg))
     await focus.start()
     print(f"focus: {focus.jid} serving {focus.service}", flush=True)
     try:

@@ -53,7 +53,8 @@ class Focus:
                  muc_domain: str | None = None, min_participants: int = 2, colibri_timeout: float = 10.0,
                  start_muted: tuple[int, int] = (0, 0), max_bridge_participants: int = 0,
                  max_bridge_stress: float = 0.8, conference_requests_per_minute: int = 30,
-                 empty_room_timeout: float = 30.0, max_waiting_rooms: int = 200) -> None:
+                 empty_room_timeout: float = 30.0, max_waiting_rooms: int = 200,
+                 guest_domain: str = "", authentication: bool = False, auto_owner: bool = True) -> None:
         self.domain = domain
         self.jid = f"focus@auth.{domain}"
         self.service = f"focus.{domain}"
@@ -72,6 +73,13 @@ class Focus:
         self.empty_room_timeout = empty_room_timeout
         self.max_waiting_rooms = max_waiting_rooms
         self._request_buckets: dict[str, TokenBucket] = {}  # requester's bare JID -> its allowance
+        # `[auth] mode` "secure"/"token": clients of this domain are guests, who may not open a
+        # meeting; they get `not-authorized` (Jicofo's answer, which Jitsi clients take as
+        # "wait for the host") until a host is in the room. "": everyone may open one.
+        self.guest_domain = guest_domain.lower()
+        self.authentication = authentication  # told to clients as the property `authentication`
+        self.auto_owner = auto_owner  # Jicofo's auto-owner; off when tokens say who moderates
+        self._hosted: set[str] = set()  # rooms a host (not a guest) has joined
         # ask bridges for an SCTP data channel per endpoint (the participant's bridge channel;
         # the bridge's colibri-ws stays offered too)
         self.sctp = True
@@ -204,10 +212,17 @@ class Focus:
         if el is not None and self.component is not None:
             self.component.send(el)
 
+    def _is_guest(self, jid: JID | str | None) -> bool:
+        return bool(self.guest_domain) and jid is not None and JID(str(jid)).domain == self.guest_domain
+
     async def _conference_iq(self, stanza: Stanza, payload: etree._Element) -> None:
         try:
             req = focus_iq.parse_request(payload, self.muc_domain)
             conf = self.conferences.get(req.room)
+            if self._is_guest(stanza.from_) and (conf is None or req.room not in self._hosted):
+                # Jicofo's answer to a guest for a room nobody may open: lib-jitsi-meet shows
+                # "waiting for the host" and asks again; nothing is created for the guest
+                raise StanzaError("not-authorized", focus_iq.WAITING_FOR_HOST, type_="auth")
             if conf is None:
                 waiting = sum(1 for c in self.conferences.values() if not c.participants)
                 if waiting >= self.max_waiting_rooms:
@@ -230,7 +245,8 @@ class Focus:
             log.exception("conference IQ failed")
             self._reply(make_error(stanza, StanzaError("internal-server-error")))
             return
-        self._reply(make_result(stanza, focus_iq.response_element(req.room, self.jid)))
+        self._reply(make_result(stanza, focus_iq.response_element(
+            req.room, self.jid, properties={"authentication": "true" if self.authentication else "false"})))
 
     def _joined_rooms(self) -> set[str]:
         return {str(r) for r in self.client.plugin["xep_0045"].get_joined_rooms()}
@@ -258,7 +274,7 @@ class Focus:
             conf.left(nick)
             if not conf.participants:
                 self.spawn(self._maybe_end(conf))
-            elif was_moderator and "moderator" not in conf.roles.values():
+            elif self.auto_owner and was_moderator and "moderator" not in conf.roles.values():
                 # the meeting must not lose its last moderator (the lobby and its knockers would
                 # wait forever): the one who has been there longest takes over
                 heir = min(conf.participants.values(), key=lambda p: p.index)
@@ -272,7 +288,10 @@ class Focus:
             new = nick not in conf.participants
             conf.joined(nick, str(real), stats_id, caps_node=caps_node[:512])
             conf.roles[nick] = pres["muc"]["role"] or "participant"
-            if new and not any(r == "moderator" for n, r in conf.roles.items() if n != nick):
+            if new and str(real) and not self._is_guest(str(real)):
+                self._hosted.add(room)
+            if (new and self.auto_owner
+                    and not any(r == "moderator" for n, r in conf.roles.items() if n != nick)):
                 self.spawn(self._grant_owner(conf, str(JID(str(real)).bare)))
 
     def _leave_later(self, conf: Conference) -> None:
@@ -288,6 +307,7 @@ class Focus:
         if conf.participants or self.conferences.get(conf.room) is not conf:
             return
         self.conferences.pop(conf.room, None)
+        self._hosted.discard(conf.room)
         self.client.plugin["xep_0045"].leave_muc(JID(conf.room), "focus")
         log.info("%s: conference over", conf.room)
 

@@ -19,6 +19,13 @@ RETRY_CONDITIONS = frozenset({"service-unavailable", "remote-server-not-found", 
                               "item-not-found"})
 
 
+# `[auth] mode` "secure"/"token": the focus answers a guest's request for a room no host has
+# opened with `not-authorized` (as Jicofo does; lib-jitsi-meet then asks for authentication or
+# waits for the host), and clients on the guest domain ask again until the host has come.
+WAIT_CONDITION = "not-authorized"
+WAITING_FOR_HOST = "Waiting for the host: only a registered user can open this meeting"
+
+
 @dataclass
 class ConferenceRequest:
     room: str

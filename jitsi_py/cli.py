@@ -177,6 +177,33 @@ def _join_target(args: argparse.Namespace) -> tuple[str, int, str, str | None]:
     return host, port, domain, cafile
 
 
+def _join_auth(args: argparse.Namespace) -> dict:
+    """How `join` signs in ([auth] mode): --user (password from --password-file or a prompt),
+    --token, or as a guest (on the config's guest domain; without a config the participant
+    tries the domain, then guest.<domain>)."""
+    import getpass
+    from pathlib import Path
+
+    if args.user is not None:
+        if args.password_file:
+            try:
+                password = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"--password-file {args.password_file}: {exc.strerror or exc}") from None
+        else:
+            password = getpass.getpass(f"password for {args.user}: ")
+        return {"user": args.user, "password": password}
+    if args.password_file:
+        raise ValueError("--password-file goes with --user NAME")
+    if args.token is not None:
+        return {"token": args.token.strip()}
+    if args.config:
+        from xmpp_plugins.config import guest_domain
+        cfg = _load(args.config)
+        return {"guest_domain": guest_domain(cfg) or None}
+    return {}
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     """Join a conference as a participant; leave cleanly on Ctrl-C / SIGTERM."""
     import signal
@@ -190,6 +217,7 @@ def cmd_join(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         host, port, domain, cafile = _join_target(args)
+        auth = _join_auth(args)
     except ValueError as exc:
         print(f"jitsi-py join: {exc}", file=sys.stderr)
         return 2
@@ -212,7 +240,7 @@ def cmd_join(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         p = Participant(host, port, args.room, domain=domain, nick=args.nick, display_name=args.name or "",
                         cafile=cafile, verify=not args.insecure, audio=audio, video=video,
-                        reconnect_timeout=args.reconnect_timeout)
+                        reconnect_timeout=args.reconnect_timeout, **auth)
 
         def show(e: Event) -> None:
             who = f"{e.nick}" + (f" ({p.occupants.get(e.nick)})" if p.occupants.get(e.nick) else "")
@@ -226,7 +254,8 @@ def cmd_join(args: argparse.Namespace) -> int:
                     "disconnected": f"lost the connection to the server {e.text}".rstrip(),
                     "reconnecting": f"lost the connection to the server ({e.text}); reconnecting",
                     "reconnected": f"reconnected: back in {e.text} as {e.nick}",
-                    "chat": f"<{e.nick}> {e.text}"}.get(e.type)
+                    "chat": f"<{e.nick}> {e.text}",
+                    "waiting-for-host": f"{e.text}; waiting (up to --timeout {args.timeout:g} s)"}.get(e.type)
             if e.type == "connection" and e.text == "failed":
                 line = "the media connection failed; asking the focus for a new one"
             if line:
@@ -313,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--cafile", help="trust this certificate (file) for the server")
     tls.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     join.add_argument("--config", help="take server, domain and certificate from this stack config")
+    who = join.add_mutually_exclusive_group()
+    who.add_argument("--user", metavar="NAME", help="sign in as this registered user (asks for the password); "
+                     "in [auth] mode \"secure\" only users open meetings")
+    who.add_argument("--token", metavar="JWT", help="sign in with this token ([auth] mode \"token\")")
+    join.add_argument("--password-file", metavar="FILE", help="read --user's password from this file")
     join.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the conference (30)")
     join.add_argument("--reconnect-timeout", type=float, default=300.0, metavar="SECONDS",
                       help="after a lost connection (a server restart), keep trying to get back this long "

@@ -20,8 +20,9 @@ from jitsi_base.config import ConfigError, Problems, check_port, load
 from xmpp_plugins.config import (LOG_LEVELS, AuthSection, BoshSection, ComponentSecret, HttpListener, LimitsSection,
                                  Listener, MucSection, ServerSection, TlsSection, XmppConfig, data_dir)
 from xmpp_plugins.config import check as check_xmpp
+from xmpp_plugins.config import guest_domain, guests_wait_for_host
 
-__all__ = ["Config", "ConfigError", "load_config", "data_dir", "LOG_LEVELS", "AuthSection", "BoshSection",
+__all__ = ["Config", "ConfigError", "load_config", "data_dir", "focus_auth", "guest_domain", "LOG_LEVELS", "AuthSection", "BoshSection",
            "BridgeSection", "ComponentSecret", "FocusSection", "HttpListener", "LimitsSection", "Listener",
            "MucSection", "ServerSection", "TlsSection"]
 
@@ -41,6 +42,14 @@ def _check(cfg: Config, base: Path, problems: Problems) -> None:
     check_focus(cfg.focus, problems)
     check_xmpp(cfg, base, problems)
     check_port(problems, "admin.port", cfg.admin.port)
+
+
+def focus_auth(cfg: XmppConfig) -> dict:
+    """The focus's share of `[auth]` (Focus keyword arguments): whose requests may open a
+    meeting, whether clients are told authentication is on, and whether the first participant
+    becomes owner (not in mode "token", where the token's moderator claim says who is)."""
+    return dict(guest_domain=guest_domain(cfg) if guests_wait_for_host(cfg) else "",
+                authentication=cfg.auth.mode != "open", auto_owner=cfg.auth.mode != "token")
 
 
 def load_config(path: str | os.PathLike | None) -> Config:

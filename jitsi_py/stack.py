@@ -16,7 +16,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from .config import Config, data_dir
+from .config import Config, data_dir, focus_auth, guest_domain
 from jitsi_base.process import start_site, warn_if_exposed
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class Stack:
                 from bridge.http_api import setup_public
                 setup_public(self.app, self.bridge)
             from webclient import setup_web
-            setup_web(self.app, cfg.server.domain, cfg.muc.domain)
+            setup_web(self.app, cfg.server.domain, cfg.muc.domain, auth_mode=cfg.auth.mode,
+                      guest_domain=guest_domain(cfg))
             self._runner, self.http_address = await start_site(
                 self.app, cfg.http.listen, cfg.http.port, ssl_context if cfg.http.tls else None)
         if cfg.admin.enabled:
@@ -122,7 +123,8 @@ class Stack:
                            max_bridge_stress=cfg.focus.max_bridge_stress,
                            colibri_timeout=cfg.focus.colibri_timeout,
                            conference_requests_per_minute=cfg.focus.conference_requests_per_minute,
-                           empty_room_timeout=cfg.focus.empty_room_timeout, max_waiting_rooms=cfg.focus.max_waiting_rooms)
+                           empty_room_timeout=cfg.focus.empty_room_timeout, max_waiting_rooms=cfg.focus.max_waiting_rooms,
+                           **focus_auth(cfg))
         await self.focus.start()
 
     async def _start_bridge_agent(self) -> None:

@@ -84,6 +84,8 @@ def client_config(request: web.Request) -> dict[str, Any]:
         "mucDomain": base["mucDomain"],
         "lobbyDomain": base["lobbyDomain"],
         "focus": base["focus"],
+        "authMode": base["authMode"],
+        "guestDomain": base["guestDomain"],
         "websocketUrl": f"{ws}://{host}/xmpp-websocket",
         "boshUrl": f"{scheme}://{host}/http-bind",
         "roomPattern": ROOM_RE.pattern,
@@ -136,13 +138,17 @@ async def _static_headers(request: web.Request, response: web.StreamResponse) ->
         response.headers["X-Content-Type-Options"] = "nosniff"
 
 
-def setup_web(app: web.Application, domain: str, muc_domain: str = "") -> None:
+def setup_web(app: web.Application, domain: str, muc_domain: str = "", auth_mode: str = "open",
+              guest_domain: str = "") -> None:
     """Register the web client's routes on `app` (call before the app's runner is set up) for
-    the XMPP `domain` and its rooms' domain (empty: conference.<domain>)."""
+    the XMPP `domain` and its rooms' domain (empty: conference.<domain>). `auth_mode` and
+    `guest_domain` ([auth]) tell the page where guests sign in and whether they may have to
+    wait for a host."""
     domain = domain.lower()
     muc_domain = (muc_domain or f"conference.{domain}").lower()
     app[WEB_CONFIG] = {"domain": domain, "mucDomain": muc_domain, "lobbyDomain": f"lobby.{domain}",
-                       "focus": f"focus.{domain}"}
+                       "focus": f"focus.{domain}", "authMode": auth_mode,
+                       "guestDomain": (guest_domain or domain).lower()}
     app.router.add_get("/", landing)
     app.router.add_get("/config.js", config_js)
     app.router.add_get("/config.json", config_json)

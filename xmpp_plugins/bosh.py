@@ -352,6 +352,7 @@ class BoshManager:
         sid = secrets.token_hex(16)
         sess = BoshSession(self, sid, peer_ip, request.secure, wait, hold, rid)
         sess.slot = slot
+        sess.url_token = request.query.get("token") or None  # Jitsi's way: ?token= on the URL
         self.sessions[sid] = sess
         server.track_connection(sess)
         try:

@@ -19,7 +19,8 @@ from lxml import etree
 from jitsi_base import ns
 from jitsi_base.errors import StanzaError, StreamError
 from .limits import ConnectionSlot, TokenBucket, is_loopback
-from .sasl import Mechanism, SaslFailure, make_mechanism, mechanism_names
+from .sasl import Mechanism, SaslFailure, make_mechanism, mechanism_names, token_mechanism
+from .tokens import TokenClaims
 from xmpp_wire.stanza import JID, STANZA_NAMES, Stanza, make_error, make_result
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Transport:
     peer_ip = ""
     secure = False
     slot: ConnectionSlot | None = None  # its place in the per-address counts, once admitted
+    url_token: str | None = None  # a JWT from the BOSH/WebSocket URL (`?token=`), for mode "token"
 
     def open_stream(self, stream_id: str, from_: str) -> None:
         raise NotImplementedError
@@ -79,6 +81,7 @@ class C2SSession:
         self.stream_id = secrets.token_hex(8)
         self.host: str | None = None
         self.auth: tuple[str, str, bool] | None = None  # (username, host, anonymous)
+        self.token: TokenClaims | None = None  # the verified JWT claims of a token sign-in
         self.jid: JID | None = None
         self.available = False
         self.priority = 0
@@ -172,11 +175,21 @@ class C2SSession:
         return feats
 
     def _offered_mechanisms(self) -> list[str]:
+        """Per host and `[auth] mode`: in "secure" and "token" modes a host offers only what
+        signs in there (the guest domain ANONYMOUS only, the main domain passwords or tokens),
+        so a client that picks the strongest mechanism offered is never stuck with one it
+        has no credentials for."""
         srv = self.server
+        mode = srv.cfg.auth.mode
         has_users = srv.users is not None and self.host in srv.account_hosts
         plain_ok = self.transport.secure or (srv.cfg.auth.allow_plain_on_loopback and is_loopback(self.transport.peer_ip))
-        anon = srv.cfg.auth.anonymous and self.host in (srv.domain, srv.guest_domain)
-        return mechanism_names(scram=has_users, plain=has_users and plain_ok, anonymous=anon)
+        if mode == "open":
+            anon = srv.cfg.auth.anonymous and self.host in (srv.domain, srv.guest_domain)
+            return mechanism_names(scram=has_users, plain=has_users and plain_ok, anonymous=anon)
+        guest = srv.cfg.auth.anonymous and bool(srv.guest_domain) and self.host == srv.guest_domain
+        if mode == "token" and self.host == srv.domain:
+            return ["OAUTHBEARER"] + (["ANONYMOUS"] if self.transport.url_token else [])
+        return mechanism_names(scram=has_users, plain=has_users and plain_ok, anonymous=guest)
 
     def _on_starttls(self) -> None:
         if not self.transport.can_starttls() or self.transport.secure:
@@ -234,7 +247,10 @@ class C2SSession:
                 self._sasl_fail("temporary-auth-failure", "Too many guest sessions from your address; try again later")
                 return
         assert self.host is not None
-        self._mech = make_mechanism(name, srv.users, self.host, srv.guest_domain)
+        if srv.tokens is not None and self.host == srv.domain:
+            self._mech = token_mechanism(name, srv.tokens, self.host, self.transport.url_token)
+        else:
+            self._mech = make_mechanism(name, srv.users, self.host, srv.guest_domain)
         self._sasl_step(self._safe_decode(el.text))
 
     def _safe_decode(self, text: str | None) -> bytes | None | SaslFailure:
@@ -272,6 +288,7 @@ class C2SSession:
         if res.anonymous:
             self.server.anonymous_signins.hit(self.transport.peer_ip)
         self.auth = (res.username, res.host, res.anonymous)
+        self.token = res.token
         if self.transport.slot is not None:
             self.transport.slot.authenticate()  # no longer counts as a half-open connection
         if self._auth_timer is not None:

@@ -29,16 +29,48 @@ class TlsSection:
     key: str = ""
 
 
+AUTH_MODES = ("open", "secure", "token")
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
+MIN_JWT_SECRET = 32  # bytes: RFC 7518 3.2 wants a key as long as the HS256 hash
+
+
 @dataclass
 class AuthSection:
+    # Who may open a meeting: "open" (anyone, guests too), "secure" (registered users; guests
+    # sign in on the guest domain and wait for a host), "token" (holders of a JWT the
+    # operator's application signed).
+    mode: str = "open"
     anonymous: bool = True
-    # Domain given to SASL ANONYMOUS guests; empty means the main domain.
+    # Domain given to SASL ANONYMOUS guests. Empty: the main domain in mode "open",
+    # guest.<domain> in mode "secure", no guests without a token in mode "token".
     guest_domain: str = ""
     # PLAIN over an unencrypted stream: never, except from loopback addresses when this is true.
     allow_plain_on_loopback: bool = True
     # c2s refuses SASL before STARTTLS unless the peer is on loopback and this is false.
     require_encryption: bool = False
     scram_iterations: int = 10000
+    # Mode "token": the one algorithm tokens must be signed with (never taken from the token),
+    # the HS256 shared secret (32 bytes or more) or the RS256/ES256 public key (a PEM file),
+    # and the audience and issuer tokens must name ("" = not checked).
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+
+
+def guest_domain(cfg: "XmppConfig") -> str:
+    """Where SASL ANONYMOUS guests live ("": nowhere, only token holders sign in)."""
+    domain = cfg.server.domain.lower()
+    if cfg.auth.guest_domain:
+        return cfg.auth.guest_domain.lower()
+    return {"open": domain, "secure": f"guest.{domain}"}.get(cfg.auth.mode, "")
+
+
+def guests_wait_for_host(cfg: "XmppConfig") -> bool:
+    """Whether guests (the guest domain) may only join a meeting a host has opened."""
+    guests = guest_domain(cfg)
+    return cfg.auth.mode != "open" and bool(guests) and guests != cfg.server.domain.lower()
 
 
 @dataclass
@@ -154,6 +186,7 @@ def check(cfg: XmppConfig, base: Path, problems: Problems) -> None:
         problems.append(("server.log_level", f"{cfg.server.log_level!r} is not allowed (allowed: {', '.join(LOG_LEVELS)})"))
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", cfg.server.domain.lower()):
         problems.append(("server.domain", f"{cfg.server.domain!r} is not a valid domain name"))
+    _check_auth(cfg, base, problems)
     if cfg.auth.scram_iterations < 4096:  # the least SCRAM (RFC 7677) and scramp accept
         problems.append(("auth.scram_iterations", f"{cfg.auth.scram_iterations} is too low (allowed: 4096 or more)"))
     for f in dataclasses.fields(cfg.limits):
@@ -191,6 +224,45 @@ def check(cfg: XmppConfig, base: Path, problems: Problems) -> None:
     for i, nick in enumerate(cfg.muc.reserved_nicks):
         if not nick.strip() or len(nick) > 1023:
             problems.append((f"muc.reserved_nicks[{i}]", f"{nick!r} is not a nick (1-1023 characters, not only spaces)"))
+
+
+def _check_auth(cfg: XmppConfig, base: Path, problems: Problems) -> None:
+    auth = cfg.auth
+    if auth.mode not in AUTH_MODES:
+        problems.append(("auth.mode", f"{auth.mode!r} is not allowed (allowed: {', '.join(AUTH_MODES)})"))
+        return
+    if auth.guest_domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.\-]*[a-z0-9])?", auth.guest_domain.lower()):
+        problems.append(("auth.guest_domain", f"{auth.guest_domain!r} is not a valid domain name"))
+    if auth.mode != "open" and auth.guest_domain.lower() == cfg.server.domain.lower():
+        problems.append(("auth.guest_domain", f"must differ from server.domain in mode {auth.mode!r} (guests "
+                         "sign in on a domain of their own; empty: guest.<domain> in mode \"secure\")"))
+    if auth.jwt_algorithm not in JWT_ALGORITHMS:
+        problems.append(("auth.jwt_algorithm", f"{auth.jwt_algorithm!r} is not allowed (allowed: "
+                         f"{', '.join(JWT_ALGORITHMS)})"))
+        return
+    if auth.mode != "token":
+        return
+    if auth.jwt_algorithm == "HS256":
+        if not auth.jwt_secret:
+            problems.append(("auth.jwt_secret", "must be set in mode \"token\" with jwt_algorithm \"HS256\" "
+                             f"(a shared secret of {MIN_JWT_SECRET} bytes or more)"))
+        elif len(auth.jwt_secret.encode()) < MIN_JWT_SECRET:
+            problems.append(("auth.jwt_secret", f"is {len(auth.jwt_secret.encode())} bytes, too short "
+                             f"(allowed: {MIN_JWT_SECRET} bytes or more)"))
+        if auth.jwt_public_key:
+            problems.append(("auth.jwt_public_key", "is for RS256/ES256; HS256 uses jwt_secret"))
+        return
+    if auth.jwt_secret:
+        problems.append(("auth.jwt_secret", f"is for HS256; {auth.jwt_algorithm} uses jwt_public_key"))
+    if not auth.jwt_public_key:
+        problems.append(("auth.jwt_public_key", f"must be set in mode \"token\" with jwt_algorithm "
+                         f"{auth.jwt_algorithm!r} (a PEM public key file)"))
+        return
+    from .tokens import TokenError, load_public_key
+    try:
+        load_public_key(base / Path(auth.jwt_public_key).expanduser(), auth.jwt_algorithm)
+    except TokenError as exc:
+        problems.append(("auth.jwt_public_key", str(exc)))
 
 
 def data_dir(cfg: XmppConfig) -> Path:

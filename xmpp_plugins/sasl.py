@@ -17,6 +17,8 @@ from typing import Callable, Protocol
 
 import scramp
 
+from .tokens import TokenClaims, TokenError, TokenVerifier
+
 log = logging.getLogger(__name__)
 
 _FAKE_SECRET = os.urandom(32)
@@ -34,6 +36,7 @@ class SaslResult:
     username: str  # node part of the JID the session gets
     host: str
     anonymous: bool = False
+    token: TokenClaims | None = None  # a token sign-in's verified claims
 
 
 class CredentialStore(Protocol):
@@ -137,6 +140,66 @@ class Anonymous(Mechanism):
     def step(self, data: bytes | None) -> tuple[str, bytes | None]:
         self.result = SaslResult(secrets.token_hex(8), self.host, anonymous=True)
         return ("success", None)
+
+
+class OAuthBearer(Mechanism):
+    """RFC 7628: the client's first message carries `auth=Bearer <JWT>`; a refused token is
+    answered with the JSON error challenge the RFC asks for, then the failure with its reason."""
+
+    name = "OAUTHBEARER"
+
+    def __init__(self, verifier: TokenVerifier, host: str) -> None:
+        self.verifier, self.host = verifier, host
+        self._refused: str | None = None
+
+    def step(self, data: bytes | None) -> tuple[str, bytes | None]:
+        if self._refused is not None:
+            raise SaslFailure("not-authorized", self._refused)
+        if data is None:
+            return ("challenge", b"")
+        parts = data.split(b"\x01")
+        if not parts[0].startswith((b"n,", b"y,")):
+            raise SaslFailure("malformed-request", "Expected a GS2 header (n,,) before the token")
+        bearer = next((p[len(b"auth="):] for p in parts[1:] if p.startswith(b"auth=")), b"")
+        scheme, _, token = bearer.decode("utf-8", "replace").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise SaslFailure("malformed-request", "Expected auth=Bearer <token>")
+        try:
+            claims = self.verifier.verify(token)
+        except TokenError as exc:
+            self._refused = f"Token refused: {exc}"
+            log.info("token sign-in refused: %s", exc)
+            return ("challenge", b'{"status":"invalid_token"}')
+        self.result = SaslResult(secrets.token_hex(8), self.host, token=claims)
+        return ("success", None)
+
+
+class TokenAnonymous(Mechanism):
+    """Jitsi's token sign-in: the BOSH/WebSocket URL carried `?token=`, SASL is ANONYMOUS."""
+
+    name = "ANONYMOUS"
+
+    def __init__(self, verifier: TokenVerifier, host: str, url_token: str | None) -> None:
+        self.verifier, self.host, self.url_token = verifier, host, url_token
+
+    def step(self, data: bytes | None) -> tuple[str, bytes | None]:
+        if not self.url_token:
+            raise SaslFailure("not-authorized", "A token is required: open the meeting link with ?jwt=...")
+        try:
+            claims = self.verifier.verify(self.url_token)
+        except TokenError as exc:
+            log.info("token sign-in refused: %s", exc)
+            raise SaslFailure("not-authorized", f"Token refused: {exc}") from None
+        self.result = SaslResult(secrets.token_hex(8), self.host, token=claims)
+        return ("success", None)
+
+
+def token_mechanism(name: str, verifier: TokenVerifier, host: str, url_token: str | None) -> Mechanism | None:
+    if name == "OAUTHBEARER":
+        return OAuthBearer(verifier, host)
+    if name == "ANONYMOUS":
+        return TokenAnonymous(verifier, host, url_token)
+    return None
 
 
 def mechanism_names(scram: bool, plain: bool, anonymous: bool) -> list[str]:

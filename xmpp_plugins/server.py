@@ -14,7 +14,10 @@ from typing import Any, Iterable
 
 from lxml import etree
 
-from .config import XmppConfig
+from pathlib import Path
+
+from .config import XmppConfig, guest_domain
+from .tokens import TokenVerifier
 
 from .limits import ConnectionLimiter, RateCounter
 from .plugin import Plugin
@@ -45,8 +48,13 @@ class Server:
         self.ssl_context = ssl_context
         self.domain = cfg.server.domain.lower()
         self.auth_domain = f"auth.{self.domain}"
-        self.guest_domain = (cfg.auth.guest_domain or self.domain).lower()
-        self.hosts = {self.domain, self.auth_domain, self.guest_domain}
+        # "" in mode "token" without guests: then nobody signs in anonymously
+        self.guest_domain = guest_domain(cfg)
+        self.hosts = {self.domain, self.auth_domain} | ({self.guest_domain} if self.guest_domain else set())
+        self.tokens: TokenVerifier | None = None
+        if cfg.auth.mode == "token":
+            base = Path(cfg.path).resolve().parent if cfg.path else Path.cwd()
+            self.tokens = TokenVerifier.from_config(cfg.auth, base)
         self.account_hosts = {self.domain, self.auth_domain}
         self.unlimited_hosts = {self.auth_domain}
         # internal accounts (focus, bridges): clients of other hosts cannot address them (router.py)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .config import XmppConfig
+from .config import XmppConfig, guest_domain
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ def ensure_certificate(cfg: XmppConfig, data_dir: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in (
         domain, f"*.{domain}", f"auth.{domain}", f"conference.{domain}", f"focus.{domain}", "localhost")]
-    if cfg.auth.guest_domain and cfg.auth.guest_domain.lower() != domain:
-        names.append(x509.DNSName(cfg.auth.guest_domain.lower()))
+    guests = guest_domain(cfg)  # named: "*.localhost" matches nothing (a wildcard needs two labels)
+    if guests and guests != domain:
+        names.append(x509.DNSName(guests))
     names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -171,6 +171,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await ws.close(code=1002, message=b"the xmpp subprotocol is required")
         return ws
     transport = WebSocketTransport(server, ws, peer_ip, request.secure, request.transport)
+    transport.url_token = request.query.get("token") or None  # Jitsi's way: ?token= on the URL
     transport.slot = slot
     server.track_connection(transport)
     writer = asyncio.ensure_future(transport.writer())

@@ -1,4 +1,4 @@
-"""A Python conference participant (guest sign-in, MUC, Jingle with our focus, aiortc media).
+"""A Python conference participant (sign-in, MUC, Jingle with our focus, aiortc media).
 
     from jitsi_py.participant import Participant, ToneTrack, TestPatternTrack
 
@@ -11,7 +11,9 @@
 Modules, in the order data flows through them:
     client      the front: `Participant`, put together from the parts below; join() and leave()
     core        errors, events, waiting on the shared state, owned tasks
-    signalling  XMPP guest sign-in, the conference IQ to the focus, reconnecting
+    signalling  XMPP sign-in (guest, user/password or token), the conference IQ to the focus
+                (a guest waits there for the host), reconnecting
+    token_sasl  SASL OAUTHBEARER for slixmpp: a JWT sign-in over plain XMPP
     room        the MUC: joining with a nick, occupants, chat, the focus occupant's real JID
     focus       Jingle from the focus only: session-initiate/-terminate, source-add/-remove
     offer       pure: a session-initiate as an SDP offer, an SDP answer as a session-accept

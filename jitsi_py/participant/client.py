@@ -63,9 +63,15 @@ class Participant(Signalling, Room, Focus, MediaSession, BridgeChannel, Slots, R
                  display_name: str = "", cafile: str | None = None, verify: bool = True,
                  audio: MediaStreamTrack | None = None, video: MediaStreamTrack | None = None,
                  ice_servers: list[RTCIceServer] | None = None, focus: str | None = None,
-                 muc_domain: str | None = None, reconnect_timeout: float = 300.0) -> None:
+                 muc_domain: str | None = None, reconnect_timeout: float = 300.0,
+                 user: str | None = None, password: str = "", token: str | None = None,
+                 guest_domain: str | None = None) -> None:
         self.host, self.port = host, int(port)
         self.domain = domain.lower()
+        # `[auth]` sign-in: a registered user (password), a JWT (OAUTHBEARER), or a guest
+        # (ANONYMOUS) on `guest_domain`, by default the domain itself or else guest.<domain>
+        self.user, self.password, self.token = user, password, token
+        self.guest_domains = [guest_domain.lower()] if guest_domain else [self.domain, f"guest.{self.domain}"]
         if "@" in room:
             self.room_jid = room.lower()
         else:

@@ -31,6 +31,7 @@ class Event:
     """What happened, for listeners (the CLI prints these)."""
 
     type: str  # joined | occupant-joined | occupant-left | source-add | source-remove | media | session-initiate
+    # | waiting-for-host (a guest whose meeting no host has opened yet)
     # | session-terminate | connection | dominant-speaker | chat | kicked | disconnected (for good)
     # | reconnecting (the connection dropped; trying again) | reconnected (back in the room)
     nick: str = ""

@@ -1,4 +1,4 @@
-"""The participant's XMPP connection: guest sign-in, the conference IQ, and reconnecting.
+"""The participant's XMPP connection: sign-in (guest, user or token), the conference IQ, and reconnecting.
 
 Its own part because it is the only one that outlives a connection: when the stream drops after
 join() (the server restarted, the network went away), media goes down and this part signs in,
@@ -27,6 +27,7 @@ from .core import Event, ParticipantCore, ParticipantError, Refused
 
 log = logging.getLogger(__name__)
 
+HOST_POLL = 1.0  # s between a waiting guest's conference requests
 RECONNECT_ATTEMPT_TIMEOUT = 30.0  # s for one sign-in + conference IQ + room join after a lost connection
 
 
@@ -42,6 +43,10 @@ class Signalling(ParticipantCore):
     verify: bool
     focus_service: str
     reconnect_timeout: float
+    user: str | None
+    password: str
+    token: str | None
+    guest_domains: list[str]
 
     def _init_signalling(self) -> None:
         self.client: slixmpp.ClientXMPP | None = None
@@ -50,6 +55,7 @@ class Signalling(ParticipantCore):
         self.reconnecting = False
         self._lost: asyncio.Future | None = None  # the current client's connection ended
         self.machine_uid = uuid.uuid4().hex  # one per Participant, kept across reconnects
+        self.waiting_for_host = False  # a guest whose meeting has no host yet
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.cafile)
@@ -59,8 +65,33 @@ class Signalling(ParticipantCore):
         return ctx
 
     async def _connect(self) -> None:
+        if self.user is not None or self.token is not None:
+            return await self._connect_as(self.domain)
+        first: ParticipantError | None = None
+        for i, domain in enumerate(self.guest_domains):  # secure domain: guests live on guest.<domain>
+            try:
+                return await self._connect_as(domain)
+            except ParticipantError as exc:
+                if first is None and "refused guest sign-in" in str(exc) and i + 1 < len(self.guest_domains):
+                    first = exc
+                    self._drop_client()
+                    continue
+                raise (first or exc) from None
+
+    async def _connect_as(self, domain: str) -> None:
         loop = asyncio.get_running_loop()
-        c = slixmpp.ClientXMPP(self.domain, "", sasl_mech="ANONYMOUS")
+        if self.user is not None:
+            jid = self.user if "@" in self.user else f"{self.user}@{self.domain}"
+            c = slixmpp.ClientXMPP(jid, self.password)
+            refused = f"{self.host}:{self.port} refused the sign-in of {jid} (wrong user name or password?)"
+        elif self.token is not None:
+            from . import token_sasl  # noqa: F401  (registers OAUTHBEARER with slixmpp)
+            c = slixmpp.ClientXMPP(domain, "", sasl_mech="OAUTHBEARER")
+            c.credentials["access_token"] = self.token
+            refused = f"{self.host}:{self.port} refused the token"
+        else:
+            c = slixmpp.ClientXMPP(domain, "", sasl_mech="ANONYMOUS")
+            refused = f"{self.host}:{self.port} refused guest sign-in (SASL ANONYMOUS) for {domain}"
         self.client = c
         c.enable_direct_tls = False
         c.enable_starttls = True
@@ -83,8 +114,10 @@ class Signalling(ParticipantCore):
                  "its certificate (cafile / --cafile, --config) or skip the check (verify=False / --insecure)")
 
         c.add_event_handler("ssl_invalid_chain", tls_failed)
+        reasons: list[str] = []
+        c.add_event_handler("failed_auth", lambda f: reasons.append(f["text"] or f["condition"]))
         c.add_event_handler("failed_all_auth", lambda _e: fail(
-            f"{self.host}:{self.port} refused guest sign-in (SASL ANONYMOUS) for {self.domain}"))
+            refused + (f": {reasons[-1]}" if reasons and reasons[-1] else "")))
         c.add_event_handler("stream_error", lambda e: fail(f"the server closed the stream: {e['condition']} {e['text']}"))
         def disconnected(reason: Any) -> None:
             if not lost.done():
@@ -213,7 +246,9 @@ class Signalling(ParticipantCore):
         assert self.client is not None
         delay = 0.5
         last = ""
-        for attempt in range(attempts):
+        attempt = -1
+        while attempt + 1 < attempts:
+            attempt += 1
             iq = self.client.make_iq_set(ito=self.focus_service)
             iq.xml.append(to_et(focus_iq.request_element(
                 focus_iq.ConferenceRequest(self.room_jid, machine_uid=self.machine_uid))))
@@ -224,12 +259,17 @@ class Signalling(ParticipantCore):
             except IqError as exc:
                 cond = exc.condition or "undefined-condition"
                 last = f"{cond}" + (f": {exc.text}" if exc.text else "")
+                if cond == focus_iq.WAIT_CONDITION and self._is_guest():
+                    await self._wait_for_host(exc.text or focus_iq.WAITING_FOR_HOST)
+                    attempt -= 1  # waiting for the host is not a failed attempt
+                    continue
                 if cond not in focus_iq.RETRY_CONDITIONS:
                     raise Refused(f"the focus refused {self.room_jid}: {last}") from None
             else:
                 el = res.xml.find("{%s}conference" % focus_iq.NS)
                 if el is not None and el.get("ready", "false").lower() == "true":
                     self.focus_jid = el.get("focusjid", "")
+                    self.waiting_for_host = False
                     log.debug("%s: the conference is ready (focus %s)", self.nick, self.focus_jid or "unnamed")
                     return
                 last = "the conference is not ready"
@@ -240,6 +280,19 @@ class Signalling(ParticipantCore):
                 delay = min(delay * 2, 5.0)
         raise ParticipantError(f"the focus ({self.focus_service}) did not set up {self.room_jid} "
                                f"after {attempts} attempts: {last}")
+
+    def _is_guest(self) -> bool:
+        return self.user is None and self.token is None
+
+    async def _wait_for_host(self, text: str) -> None:
+        """A guest of a meeting no host has opened: ask again every HOST_POLL s (the caller's
+        timeout bounds the wait), as Jitsi clients do."""
+        if not self.waiting_for_host:
+            self.waiting_for_host = True
+            log.info("%s: %s", self.nick, text)
+            self._emit(Event("waiting-for-host", self.nick, text=text))
+        self._step = "waiting for the host to open the meeting"
+        await asyncio.sleep(HOST_POLL)
 
     async def _disconnect(self) -> None:
         """Close the current connection for good (leaving)."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from ..config import XmppConfig
+from ..config import guest_domain as guest_domain_of
 
 from xmpp_wire.component_client import ComponentGroup
 from xmpp_wire.stanza import JID
@@ -24,7 +25,10 @@ class MucComponent:
     def __init__(self, cfg: XmppConfig) -> None:
         self.cfg = cfg
         self.group = ComponentGroup()
-        guest_domain = (cfg.auth.guest_domain or "").lower()
+        # mode "secure" as far as the host server allows: the guest domain tells guests apart
+        # (token claims stay with the host server's sessions; its own modules check them)
+        guest_domain = guest_domain_of(cfg)
+        guest_domain = guest_domain if guest_domain != cfg.server.domain.lower() else ""
         self.service = MucService(send=self.group.send, is_guest=lambda jid: self._is_guest(jid, guest_domain),
                                   **muc_settings(cfg))
 

@@ -1,7 +1,9 @@
 """The MUC as a plugin of our own server (the default; `external.py` is the other host)."""
 from __future__ import annotations
 
+from ..config import guests_wait_for_host
 from ..plugin import Plugin
+from ..tokens import TokenClaims
 from xmpp_wire.stanza import JID
 from .service import MucService
 
@@ -18,6 +20,7 @@ def muc_settings(cfg) -> dict:
         lobby_domain=f"lobby.{domain}" if muc.lobby else None,
         reserved_nicks=muc.reserved_nicks,
         focus_service=f"focus.{domain}",  # the focus component (jicofo_py) always lives here
+        guests_wait_for_host=guests_wait_for_host(cfg),
     )
 
 
@@ -26,7 +29,9 @@ class MucPlugin(Plugin):
 
     async def start(self) -> None:
         server = self.server
-        self.service = MucService(send=server.send, is_guest=self._is_guest, **muc_settings(server.cfg))
+        token_of = self._token_of if server.tokens is not None else None
+        self.service = MucService(send=server.send, is_guest=self._is_guest, token_of=token_of,
+                                  **muc_settings(server.cfg))
         server.register_domain(self.service.domain, self.service)
         if self.service.lobby is not None:
             server.register_domain(self.service.lobby.domain, self.service.lobby)
@@ -43,6 +48,10 @@ class MucPlugin(Plugin):
     async def stop(self) -> None:
         for domain in self.service.domains() + [self.internal.domain]:
             self.server.unregister_domain(domain)
+
+    def _token_of(self, jid: JID) -> TokenClaims | None:
+        session = self.server.router.session(jid)
+        return session.token if session is not None else None
 
     def _is_guest(self, jid: JID) -> bool:
         session = self.server.router.session(jid)

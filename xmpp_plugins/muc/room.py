@@ -74,6 +74,7 @@ class Room:
         self.history: deque[tuple[float, etree._Element]] = deque(maxlen=max(service.history_size, 1))
         self.subject: etree._Element | None = None
         self.locked = False
+        self.hosted = False  # a registered user (or token holder) has been in it
         self.meeting_id = str(uuid.uuid4())
         self.created = time.time()
         self._next_sid = 0
@@ -187,12 +188,20 @@ class Room:
         elif nick and nick != occupant.nick:
             self._change_nick(occupant, nick, stanza)
         else:
-            occupant.presence = _strip_muc(stanza.el)
+            occupant.presence = self._own_presence(occupant.jid, stanza)
             self._send_presence(occupant, self.occupants.values(), self_codes=(110,))
+
+    def _own_presence(self, real: JID, stanza: Stanza) -> etree._Element:
+        """What the room keeps and shows of an occupant's presence: theirs without the MUC
+        payload, with what the service vouches for (a token's name and identity) on top."""
+        el = _strip_muc(stanza.el)
+        self.service.stamp_presence(real, el)
+        return el
 
     def join(self, stanza: Stanza, nick: str, created: bool = False) -> None:
         real = stanza.from_
         assert real is not None
+        host = self.service.check_entry(self, real)
         aff = self.affiliation(real.bare)
         if aff == "outcast":
             raise StanzaError("forbidden", "You are banned from this room")
@@ -218,12 +227,14 @@ class Room:
                 raise StanzaError("not-authorized", "A password is required to enter this room")
         if self.config.max_occupants and len(self.occupants) >= self.config.max_occupants and not privileged:
             raise StanzaError("service-unavailable", "The room is full")
-        occupant = Occupant(nick, real, self.default_role(aff), _strip_muc(stanza.el))
+        occupant = Occupant(nick, real, self.default_role(aff), self._own_presence(real, stanza))
         # existing occupants to the newcomer, then the newcomer to everyone (XEP-0045 7.2.3)
         for other in self.occupants.values():
             self._send_presence(other, (occupant,))
         self.occupants[nick] = occupant
         self.by_jid[real.full] = occupant
+        if host:
+            self.hosted = True  # guests may come in from now on (`MucService.check_entry`)
         self_codes = [110]
         if self.config.whois == "anyone":
             self_codes.append(100)
@@ -242,7 +253,7 @@ class Room:
                             self_codes=(110,), nick=nick)
         del self.occupants[occupant.nick]
         occupant.nick = nick
-        occupant.presence = _strip_muc(stanza.el)
+        occupant.presence = self._own_presence(occupant.jid, stanza)
         self.occupants[nick] = occupant
         self._send_presence(occupant, self.occupants.values(), self_codes=(110,))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from lxml import etree
 
@@ -23,6 +23,9 @@ from jitsi_base.errors import StanzaError
 from xmpp_wire.stanza import JID, Stanza, make_error, make_result
 from .forms import RoomConfig
 from .room import Room
+
+if TYPE_CHECKING:
+    from ..tokens import TokenClaims
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,8 @@ class MucService:
                  is_guest: Callable[[JID], bool] | None = None, lobby_domain: str | None = None,
                  name: str = "Conference rooms", only_domains: set[str] | None = None,
                  open_rooms: bool = False, reserved_nicks: Iterable[str] = (),
-                 focus_service: str = "") -> None:
+                 focus_service: str = "", guests_wait_for_host: bool = False,
+                 token_of: "Callable[[JID], TokenClaims | None] | None" = None) -> None:
         self.domain = domain.lower()
         self._send = send
         self.admins = {a.lower() for a in (admins or [])}
@@ -58,12 +62,17 @@ class MucService:
         self.reserved_nicks = {nick_key(n) for n in reserved_nicks if nick_key(n)}
         # Where a guest asks for a room (the conference IQ), named in the error to a refused creation.
         self.focus_service = focus_service
+        # `[auth] mode` "secure"/"token": guests enter only a room a host has been in
+        self.guests_wait_for_host = guests_wait_for_host
+        # mode "token" inside our server: the verified claims of a session (None: no token)
+        self.token_of = token_of
         self.rooms: dict[str, Room] = {}
         self.lobby: MucService | None = None
         if lobby_domain:
             self.lobby = MucService(lobby_domain, send, admins=admins, create_rooms="admins",
                                     history_size=0, is_guest=is_guest, name="Lobby rooms",
-                                    reserved_nicks=reserved_nicks)
+                                    reserved_nicks=reserved_nicks, guests_wait_for_host=guests_wait_for_host,
+                                    token_of=token_of)
 
     # ---- plumbing ------------------------------------------------------------------------------
     def send(self, el: etree._Element) -> None:
@@ -76,6 +85,47 @@ class MucService:
         """Refuses a reserved nick to anyone but an admin, on joining and on a nick change."""
         if self.reserved_nicks and nick_key(nick) in self.reserved_nicks and not self.is_admin(real.bare):
             raise StanzaError("conflict", f"The nickname {nick!r} is reserved for the conference service")
+
+    def check_entry(self, room: Room, real: JID) -> bool:
+        """Who may enter (`[auth] mode`): raises StanzaError for a guest before the host came,
+        a token for another room or none at all; makes a token's moderator an owner. True if
+        the newcomer is a host (a registered user or token holder, not a guest or admin)."""
+        if self.is_admin(real.bare):
+            return False
+        guest = self.is_guest(real)
+        if guest:
+            if self.guests_wait_for_host and not (room.parent or room).hosted:
+                raise StanzaError("not-allowed", "This meeting has not been opened by its host yet; "
+                                  "wait for the host")
+            return False
+        if self.token_of is not None:
+            claims = self.token_of(real)
+            if claims is None:
+                raise StanzaError("forbidden", "Sign in with a token to enter this room")
+            if not claims.allows_room(room.name):
+                raise StanzaError("forbidden", f"Your token is for room {claims.room!r}, not {room.name!r}")
+            if claims.moderator and room.parent is None:
+                room.affiliations[real.bare] = "owner"
+        return True
+
+    def stamp_presence(self, real: JID, el: etree._Element) -> None:
+        """A token holder's name (as the nick others see) and identity, as Jitsi's prosody
+        modules show them (`<identity><user>...`): the token says who they are, not the client."""
+        claims = self.token_of(real) if self.token_of is not None else None
+        for old in el.findall("identity"):
+            el.remove(old)  # only the server vouches for an identity
+        if claims is None:
+            return
+        if claims.name:
+            for old in el.findall(ns.q(ns.NICK, "nick")):
+                el.remove(old)
+            etree.SubElement(el, ns.q(ns.NICK, "nick"), nsmap={None: ns.NICK}).text = claims.name
+        identity = etree.SubElement(el, "identity")
+        user = etree.SubElement(identity, "user")
+        for tag, value in (("id", claims.user_id), ("name", claims.name), ("avatar", claims.avatar),
+                           ("email", claims.email)):
+            if value:
+                etree.SubElement(user, tag).text = value
 
     def domains(self) -> list[str]:
         return [self.domain] + ([self.lobby.domain] if self.lobby is not None else [])

@@ -83,9 +83,16 @@ const TRANSIENT_CONDITIONS = new Set(['service-unavailable', 'remote-server-not-
   'remote-server-timeout', 'internal-server-error', 'resource-constraint', 'item-not-found', 'timeout']);
 
 export class Conference extends EventTarget {
-  constructor(config, { room, name, password = '', preferBosh = false }) {
+  constructor(config, { room, name, password = '', preferBosh = false, token = '' }) {
     super();
     this.config = config;
+    // who we sign in as ([auth] mode): a token from the page URL, a registered user after "I am
+    // the host", else a guest (on the guest domain in mode "secure")
+    this.token = token;
+    this.login = null; // {user, password}
+    this.waitingForHost = false;
+    this.hostPollMs = 3000; // a waiting guest asks the focus again this often
+    this._wakeWait = null;
     this.roomName = room;
     this.roomJid = `${room.toLowerCase()}@${config.mucDomain}`;
     this.nick = randomHex(8);
@@ -151,8 +158,17 @@ export class Conference extends EventTarget {
     try {
       await xmpp.connect({ preferBosh: this.preferBosh });
     } catch (e) {
-      this._end('unreachable', e.condition === 'not-authorized' ? e.message
-        : 'The server cannot be reached. Check your connection and try again.');
+      if (this.login && e.condition === 'not-authorized') {
+        // a wrong host password: say so and go on waiting as a guest
+        this.login = null;
+        this.waitingForHost = true; // still waiting: the page keeps its dialog open with the error
+        this.emit('host-login-failed', { text: 'Wrong user name or password.' });
+        this.join();
+        return;
+      }
+      this._end(this.token && e.condition === 'not-authorized' ? 'token-refused' : 'unreachable',
+        e.condition === 'not-authorized' ? e.message
+          : 'The server cannot be reached. Check your connection and try again.');
       return;
     }
     if (this.ended) {
@@ -162,12 +178,25 @@ export class Conference extends EventTarget {
     this.status('Asking the conference service to set up the room…');
     const focus = await this._askFocus();
     if (this.ended || xmpp !== this.xmpp || !xmpp.connected) return; // lost meanwhile: reconnecting
+    if (!focus.ok && focus.condition === 'host-sign-in') return; // join() runs again as the host
     if (!focus.ok) {
       // without the focus nobody trustworthy would be in the room: do not join it at all
       this._end('conference-refused', focusFailure(focus));
       return;
     }
     await this._joinRoom();
+  }
+
+  /**
+   * "I am the host": sign in again as a registered user and open the meeting. A wrong password
+   * gives `host-login-failed` and the page goes on waiting as a guest.
+   */
+  signInAsHost(user, password) {
+    this.login = { user, password };
+    this.waitingForHost = false;
+    this.status('Signing in…');
+    if (this._wakeWait) this._wakeWait(); // the waiting loop ends; join() starts over as the host
+    this.join();
   }
 
   /** Try to reconnect now rather than after the current backoff delay (the browser is online again). */
@@ -182,8 +211,10 @@ export class Conference extends EventTarget {
       if (old.jid) this._oldJids.add(old.jid);
       old.disconnect();
     }
+    const guest = !this.token && !this.login;
     const xmpp = this.xmpp = new XmppClient({ websocketUrl: this.config.websocketUrl, boshUrl: this.config.boshUrl,
-      domain: this.config.domain });
+      domain: guest ? (this.config.guestDomain || this.config.domain) : this.config.domain, token: this.token,
+      user: this.login ? this.login.user : '', password: this.login ? this.login.password : '' });
     xmpp.addEventListener('presence', (ev) => { if (xmpp === this.xmpp) this._onPresence(ev.detail); });
     xmpp.addEventListener('message', (ev) => { if (xmpp === this.xmpp) this._onMessage(ev.detail); });
     xmpp.addEventListener('disconnected', (ev) => {
@@ -326,6 +357,10 @@ export class Conference extends EventTarget {
         const conf = child(res, NS.FOCUS, 'conference');
         if (conf && conf.getAttribute('ready') === 'true') {
           this.focusAccount = conf.getAttribute('focusjid') || '';
+          if (this.waitingForHost) {
+            this.waitingForHost = false;
+            this.emit('host-arrived');
+          }
           return { ok: true };
         }
       } catch (e) {
@@ -333,6 +368,22 @@ export class Conference extends EventTarget {
         if (e.condition === 'remote-connection-failed') return { ok: false, condition: e.condition, transient: true };
         last = { ok: false, condition: e.condition || 'undefined-condition', text: e.text || '',
           transient: TRANSIENT_CONDITIONS.has(e.condition) };
+        if (e.condition === 'not-authorized' && !this.token && !this.login && this.config.authMode !== 'open') {
+          // Jicofo's answer to a guest of a meeting no host has opened: wait, ask again
+          if (!this.waitingForHost) {
+            this.waitingForHost = true;
+            this.emit('waiting-for-host', { text: e.text || 'Waiting for the host' });
+          }
+          const woken = await new Promise((resolve) => {
+            const timer = setTimeout(() => resolve(false), this.hostPollMs);
+            this._wakeWait = () => { clearTimeout(timer); resolve(true); };
+          });
+          this._wakeWait = null;
+          if (woken) return { ok: false, condition: 'host-sign-in', transient: false };
+          if (xmpp !== this.xmpp || !xmpp.connected) return { ok: false, condition: 'remote-connection-failed', transient: true };
+          attempt -= 1; // waiting for the host is not a failed attempt
+          continue;
+        }
         if (!last.transient) return last;
       }
       if (attempt < this.focusAttempts && !this.ended && xmpp === this.xmpp && xmpp.connected) {
@@ -436,7 +487,7 @@ export class Conference extends EventTarget {
       }
       case 'forbidden':
         settle(false);
-        this._end('banned', 'You are not allowed in this room.');
+        this._end('banned', err.text || 'You are not allowed in this room.'); // e.g. a token for another room
         break;
       case 'conflict':
         this.nick = randomHex(8);

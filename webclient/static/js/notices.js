@@ -66,6 +66,7 @@ const ENDED_TITLES = {
   'lobby-denied': 'The moderator declined your request',
   ended: 'The meeting has ended',
   'conference-refused': 'The meeting could not be set up',
+  'token-refused': 'Your meeting link is not valid',
 };
 
 /** The screen for why we are out (the Conference's `ended` reason, or 'bad-room'). */

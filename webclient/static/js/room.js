@@ -8,6 +8,7 @@
 //   chat.js      the chat panel
 //   toolbar.js   the toolbar, the side panel, Copy link, keyboard shortcuts
 //   security.js  moderators' lobby and password dialog, people knocking in the lobby
+//   waiting.js   secure domain: the waiting-for-host screen and the host's sign-in dialog
 //   notices.js   toasts, the reconnect banner, the media state, the screen at the end
 import config from '/config.js';
 import { Conference } from './conference.js';
@@ -21,6 +22,7 @@ import { createPeople } from './people.js';
 import { createChat } from './chat.js';
 import { createToolbar } from './toolbar.js';
 import { createSecurity } from './security.js';
+import { createWaiting } from './waiting.js';
 import * as notices from './notices.js';
 
 const params = new URLSearchParams(window.location.search);
@@ -47,10 +49,13 @@ const prejoin = createPrejoin(state, { roomName, params, media, join: startConfe
 const toolbar = createToolbar(state, { roomName, media, chatOpened: () => chat.opened() });
 const chat = createChat(state, { renderToolbar: toolbar.render });
 const security = createSecurity(state, { renderToolbar: toolbar.render });
+const waiting = createWaiting(state);
 
 // ---- the conference ------------------------------------------------------------------------
 function startConference(name, password) {
-  const conf = state.conf = new Conference(config, { room: roomName, name, password, preferBosh: params.has('bosh') });
+  // [auth] mode "token": the meeting link carries the JWT (?jwt=...), as Jitsi's links do
+  const conf = state.conf = new Conference(config, { room: roomName, name, password, preferBosh: params.has('bosh'),
+    token: params.get('jwt') || '' });
   window.jitsiTest.conference = conf;
   conf.audioMuted = state.audioMuted;
   conf.videoMuted = state.videoMuted || !state.camTrack;
@@ -67,6 +72,9 @@ function startConference(name, password) {
     show('lobby');
   });
   conf.addEventListener('lobby-admitted', () => show('prejoin'));
+  conf.addEventListener('waiting-for-host', (ev) => waiting.show(ev.detail.text));
+  conf.addEventListener('host-arrived', () => show('prejoin'));
+  conf.addEventListener('host-login-failed', (ev) => waiting.loginFailed(ev.detail.text));
   conf.addEventListener('joined', onJoined);
   conf.addEventListener('participant', (ev) => {
     const p = ev.detail.participant;
@@ -137,6 +145,7 @@ function wireConferenceUi() {
   toolbar.wire();
   chat.wire();
   security.wire();
+  waiting.wire();
   $('lobby-cancel').addEventListener('click', () => { if (state.conf) state.conf.leave(); });
   $('rejoin').addEventListener('click', () => window.location.reload());
   window.addEventListener('pagehide', () => { if (state.conf && !state.conf.ended) state.conf.leave(); });

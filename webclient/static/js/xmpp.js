@@ -276,11 +276,15 @@ class BoshTransport {
 }
 
 export class XmppClient extends EventTarget {
-  constructor({ websocketUrl, boshUrl, domain }) {
+  constructor({ websocketUrl, boshUrl, domain, token = '', user = '', password = '' }) {
     super();
-    this.websocketUrl = websocketUrl;
-    this.boshUrl = boshUrl;
+    // a JWT travels on the URL and SASL is ANONYMOUS, as Jitsi's clients do ([auth] mode "token")
+    const withToken = (url) => (url && token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url);
+    this.websocketUrl = withToken(websocketUrl);
+    this.boshUrl = withToken(boshUrl);
     this.domain = domain;
+    this.user = user; // a registered user signs in with PLAIN (the server offers it over TLS or on loopback)
+    this.password = password;
     this.transport = null;
     this.jid = null;
     this.connected = false;
@@ -341,17 +345,29 @@ export class XmppClient extends EventTarget {
     t.openStream();
     let feats = await features();
     const mechs = children(child(feats, NS.SASL, 'mechanisms'), NS.SASL, 'mechanism').map((m) => m.textContent.trim());
-    if (!mechs.includes('ANONYMOUS')) {
-      throw new XmppError('This server does not allow guests (no SASL ANONYMOUS)', { condition: 'not-authorized' });
+    if (this.user) {
+      if (!mechs.includes('PLAIN')) {
+        throw new XmppError('This server offers no password sign-in to this page (open it over https)',
+          { condition: 'not-authorized' });
+      }
+      const authcid = this.user.includes('@') ? this.user.split('@')[0] : this.user;
+      const raw = new TextEncoder().encode(`\0${authcid}\0${this.password}`);
+      t.send(el('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, [btoa(String.fromCharCode(...raw))]));
+    } else {
+      if (!mechs.includes('ANONYMOUS')) {
+        throw new XmppError('This server does not let guests in here (no SASL ANONYMOUS)', { condition: 'not-authorized' });
+      }
+      t.send(el('auth', { xmlns: NS.SASL, mechanism: 'ANONYMOUS' }));
     }
-    t.send(el('auth', { xmlns: NS.SASL, mechanism: 'ANONYMOUS' }));
     for (;;) {
       const node = await q.next(10000, 'SASL result');
       if (node.localName === 'success') break;
       if (node.localName === 'failure') {
         const cond = Array.from(node.children).find((c) => c.localName !== 'text');
-        throw new XmppError(`Guest login refused (${cond ? cond.localName : 'failure'})`,
-          { condition: cond ? cond.localName : 'not-authorized' });
+        const text = (Array.from(node.children).find((c) => c.localName === 'text') || {}).textContent || '';
+        const who = this.user ? 'Sign-in' : 'Guest login';
+        throw new XmppError(`${who} refused (${cond ? cond.localName : 'failure'})${text ? ': ' + text : ''}`,
+          { condition: cond ? cond.localName : 'not-authorized', text });
       }
       if (node.localName === 'error' && node.namespaceURI === NS.STREAMS) throw this._streamError(node);
     }
