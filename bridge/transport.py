@@ -594,7 +594,14 @@ class EndpointTransport:
         except pylibsrtp.Error:
             self.stats["dropped"] += 1
             return
-        self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        try:
+            self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        except (AttributeError, OSError):
+            # the socket went away under us (ICE closed it before our state followed): a
+            # dropped packet, never an exception into the sender's fan-out loop, which would
+            # cost every receiver after this one the packet
+            self.stats["dropped"] += 1
+            return
         stats = self.stats
         stats["packets_out"] += 1
         stats["bytes_out"] += len(data)
@@ -610,7 +617,14 @@ class EndpointTransport:
         except pylibsrtp.Error:
             self.stats["dropped"] += 1
             return
-        self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        try:
+            self._udp.sendto(packet, self._peer)  # type: ignore[union-attr]
+        except (AttributeError, OSError):
+            # the socket went away under us (ICE closed it before our state followed): a
+            # dropped packet, never an exception into the sender's fan-out loop, which would
+            # cost every receiver after this one the packet
+            self.stats["dropped"] += 1
+            return
         stats = self.stats
         stats["packets_out"] += 1
         stats["bytes_out"] += len(data)

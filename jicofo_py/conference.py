@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+# Seconds after a relay between two bridges was made anew during which a notice that it failed
+# is taken to be the other bridge's late report of the old one
+RELINK_GRACE = 5.0
 
 # Most sources (SSRCs) one participant may announce: a browser sends a few (audio, 3 simulcast
 # layers and their RTX, a screen share); thousands would only make everyone's offers grow.
@@ -112,6 +117,7 @@ class Conference:
         # source changes not yet sent, per receiving participant (see _broadcast_sources)
         self._pending_sources: dict[str, list[tuple[str, list[Source], list[SourceGroup]]]] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._relinked: dict[frozenset[str], float] = {}  # bridge id pair -> when its relay was re-made
 
     def close(self) -> None:
         """The focus stops: nothing more goes out."""
@@ -576,11 +582,22 @@ class Conference:
         def by_id(bridge_id: str) -> ConfBridge | None:
             return next((cb for cb in self.bridges.values() if cb.id == bridge_id and cb.created), None)
 
+        reported = time.monotonic()
+        pair = frozenset((reporter, other))
+
         async def run() -> None:
             async with self._lock:
                 a, b = by_id(reporter), by_id(other)
                 if a is None or b is None:
                     return
+                if reported - self._relinked.get(pair, -RELINK_GRACE) < RELINK_GRACE:
+                    # both bridges see a relay die and both say so, the second up to a second
+                    # later (its check runs once a second): that notice is about the relay we
+                    # have just replaced, not the new one
+                    log.info("%s: relay %s <-> %s was just linked again; notice ignored", self.room,
+                             reporter, other)
+                    return
+                self._relinked[pair] = time.monotonic()
                 log.warning("%s: relay %s <-> %s is down; linking again", self.room, a.id, b.id)
                 for cb, far in ((a, b), (b, a)):
                     await self._colibri(cb, colibri2.ConferenceModify(
