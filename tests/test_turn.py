@@ -1,0 +1,109 @@
+"""TURN for participants whose network drops UDP: XEP-0215 credentials, coturn, relayed calls.
+
+The credential tests need no coturn; the others start a real `turnserver` (Debian `coturn`) on
+127.0.0.1 free ports and skip with a message where it is not installed.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from xml.etree import ElementTree
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from conftest import RawClient, make_config
+from jitsi_base import ns
+from xmpp_plugins.plugins.extdisco import turn_credentials
+
+SECRET = "0123456789abcdef-test-secret"
+
+
+def turn_config(**overrides):
+    return make_config(turn__host="turn.localhost", turn__secret=SECRET, **overrides)
+
+
+async def ask(client, payload: str, to: str = "localhost"):
+    iq = client.make_iq_get(ito=to)
+    iq.xml.append(ElementTree.fromstring(payload))
+    res = await iq.send(timeout=5)
+    return res.xml
+
+
+def services_of(el) -> list[dict]:
+    return [dict(s.attrib) for s in el.iter("{%s}service" % ns.EXTDISCO)]
+
+
+# ---- XEP-0215 from the embedded server ------------------------------------------------------
+
+def test_credentials_follow_coturns_rest_scheme():
+    username, password, expiry = turn_credentials(SECRET, "guest@localhost", 3600, now=1_000_000)
+    assert (username, expiry) == ("1003600:guest@localhost", 1_003_600)
+    assert password == base64.b64encode(hmac.new(SECRET.encode(), username.encode(), hashlib.sha1).digest()).decode()
+    # a user part coturn would split on (':') or that is too long becomes a hash
+    assert turn_credentials(SECRET, "a:b@x", 10, now=0)[0].count(":") == 1
+    assert len(turn_credentials(SECRET, "u" * 500, 10, now=0)[0]) < 100
+
+
+async def test_signed_in_guest_gets_stun_turn_and_turns(xmpp_server, clients):
+    srv = await xmpp_server(config=turn_config(turn__credential_lifetime=600))
+    guest = await clients.connect(srv, mech="ANONYMOUS")
+    before = int(time.time())
+    el = await ask(guest, f"<services xmlns='{ns.EXTDISCO}'/>")
+    got = services_of(el)
+    assert [(s["type"], s["transport"], s["port"]) for s in got] == [
+        ("stun", "udp", "3478"), ("turn", "udp", "3478"), ("turn", "tcp", "3478"), ("turns", "tcp", "5349")]
+    assert all(s["host"] == "turn.localhost" for s in got)
+    assert "username" not in got[0] and "password" not in got[0]
+    for s in got[1:]:
+        expiry, _, user = s["username"].partition(":")
+        assert user == guest.boundjid.bare
+        assert before + 600 <= int(expiry) <= int(time.time()) + 600
+        digest = hmac.new(SECRET.encode(), s["username"].encode(), hashlib.sha1).digest()
+        assert s["password"] == base64.b64encode(digest).decode()
+        assert s["restricted"] == "1" and s["expires"].endswith("Z")
+    # only one type
+    el = await ask(guest, f"<services xmlns='{ns.EXTDISCO}' type='turns'/>")
+    assert [s["type"] for s in services_of(el)] == ["turns"]
+    # credentials for one service
+    el = await ask(guest, f"<credentials xmlns='{ns.EXTDISCO}'><service type='turn' host='turn.localhost'/></credentials>")
+    assert el.find("{%s}credentials" % ns.EXTDISCO) is not None
+    assert {s["transport"] for s in services_of(el)} == {"udp", "tcp"} and all("password" in s for s in services_of(el))
+    with pytest.raises(IqError) as info:
+        await ask(guest, f"<credentials xmlns='{ns.EXTDISCO}'><service type='turn' host='elsewhere.example'/></credentials>")
+    assert info.value.condition == "item-not-found"
+    with pytest.raises(IqError) as info:
+        await ask(guest, f"<credentials xmlns='{ns.EXTDISCO}'/>")
+    assert info.value.condition == "bad-request"
+    # disco#info lists the feature
+    el = await ask(guest, f"<query xmlns='{ns.DISCO_INFO}'/>")
+    assert ns.EXTDISCO in [f.get("var") for f in el.iter("{%s}feature" % ns.DISCO_INFO)]
+
+
+async def test_without_turn_host_there_is_no_service(xmpp_server, clients):
+    srv = await xmpp_server()
+    guest = await clients.connect(srv, mech="ANONYMOUS")
+    with pytest.raises(IqError) as info:
+        await ask(guest, f"<services xmlns='{ns.EXTDISCO}'/>")
+    assert info.value.condition == "service-unavailable"
+    el = await ask(guest, f"<query xmlns='{ns.DISCO_INFO}'/>")
+    assert ns.EXTDISCO not in [f.get("var") for f in el.iter("{%s}feature" % ns.DISCO_INFO)]
+
+
+async def test_no_credentials_before_sign_in_or_for_a_set(xmpp_server, clients):
+    srv = await xmpp_server(config=turn_config())
+    raw = await RawClient.connect(srv.c2s_address)
+    await raw.open_stream()
+    raw.send(f"<iq type='get' id='x1' to='localhost'><services xmlns='{ns.EXTDISCO}'/></iq>")
+    # before authentication the stream is closed: never a password
+    text = await raw.read_until(b"</stream:stream>")
+    assert "<not-authorized" in text and "password=" not in text
+    guest = await clients.connect(srv, mech="ANONYMOUS")
+    iq = guest.make_iq_set(ito="localhost")
+    iq.xml.append(ElementTree.fromstring(f"<services xmlns='{ns.EXTDISCO}'/>"))
+    with pytest.raises(IqError) as info:
+        await iq.send(timeout=5)
+    assert info.value.condition == "bad-request"
