@@ -97,6 +97,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_turn_config(args: argparse.Namespace) -> int:
+    from .turn import coturn_config
+
+    cfg = _load(args.config)
+    try:
+        sys.stdout.write(coturn_config(cfg))
+    except ValueError as exc:
+        print(f"jitsi-py turn-config: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _account(cfg: Config, jid: str) -> tuple[str, str]:
     user, _, host = jid.partition("@")
     return user, (host or cfg.server.domain).lower()
@@ -291,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+    turn = sub.add_parser("turn-config", help="print the coturn configuration matching [turn] of a config")
+    turn.add_argument("--config", required=True, help="TOML config file with [turn] host and secret")
+    turn.set_defaults(func=cmd_turn_config)
     for name, text in (("adduser", "add a registered user"), ("passwd", "change a user's password"),
                        ("deluser", "delete a registered user")):
         p = sub.add_parser(name, help=text)

@@ -107,3 +107,111 @@ async def test_no_credentials_before_sign_in_or_for_a_set(xmpp_server, clients):
     with pytest.raises(IqError) as info:
         await iq.send(timeout=5)
     assert info.value.condition == "bad-request"
+
+
+# ---- jitsi-py turn-config ---------------------------------------------------------------------
+
+def run_cli(tmp_path, *args):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "home" / "data"))
+    return subprocess.run([sys.executable, "-m", "jitsi_py", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=20)
+
+
+def test_turn_config_prints_a_coturn_config_that_relays_only_to_public_peers_and_the_bridge(tmp_path):
+    path = tmp_path / "jitsi-py.toml"
+    path.write_text(f"""
+[turn]
+host = "turn.example.org"
+secret = "{SECRET}"
+tls_port = 443
+[bridge]
+media_address = "10.0.0.5"
+public_address = "203.0.113.7"
+""")
+    result = run_cli(tmp_path, "turn-config", "--config", path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for line in ("listening-port=3478", "tls-listening-port=443", "realm=turn.example.org", "use-auth-secret",
+                 f"static-auth-secret={SECRET}", "no-multicast-peers", "no-tcp-relay", "no-cli",
+                 "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=169.254.0.0-169.254.255.255",
+                 "denied-peer-ip=192.168.0.0-192.168.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
+                 "allowed-peer-ip=10.0.0.5", "allowed-peer-ip=203.0.113.7"):
+        assert line in lines, line
+    assert not any(line.startswith("allow-loopback-peers") for line in lines)
+    # without [turn] host there is nothing to configure
+    path.write_text("[turn]\nport = 3478\n")
+    result = run_cli(tmp_path, "turn-config", "--config", path)
+    assert result.returncode == 2 and "[turn] host and secret must be set" in result.stderr
+    # a bad config is reported like check-config does
+    path.write_text('[turn]\nhost = "turn.example.org"\n')
+    result = run_cli(tmp_path, "turn-config", "--config", path)
+    assert result.returncode == 2 and f"{path}:1: key 'turn.secret'" in result.stderr
+
+
+# ---- coturn accepts what we hand out ---------------------------------------------------------
+
+@pytest.fixture
+async def coturn(tmp_path, certificate):
+    """coturn configured by `jitsi-py turn-config` for a config on free ports (loopback)."""
+    from turn_server import Coturn
+    if not Coturn.available():
+        pytest.skip("coturn is not installed (apt-get install coturn): no turnserver binary")
+    cfg = turn_config()
+    cfg.tls.cert, cfg.tls.key = str(certificate[0]), str(certificate[1])
+    server = Coturn(tmp_path / "coturn", cfg)
+    server.tmp.mkdir()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()
+        raise
+    yield server
+    await server.stop()
+
+
+async def allocate(turn, username: str, password: str, transport: str = "udp", tls: bool = False,
+                   certificate=None) -> tuple[str, int]:
+    """A TURN allocation through aioice (what aiortc uses); returns the relayed address."""
+    import ssl
+
+    from aioice import turn as aioice_turn
+
+    class Sink(asyncio.DatagramProtocol):
+        pass
+
+    ctx = None
+    if tls:
+        ctx = ssl.create_default_context(cafile=str(certificate[0]))
+        ctx.check_hostname = False  # the test certificate names localhost, coturn is at 127.0.0.1
+    port = turn.tls_port if tls else turn.port
+    transport_, _ = await asyncio.wait_for(aioice_turn.create_turn_endpoint(
+        Sink, (turn.host, port), username, password, ssl=ctx, transport=transport), 10)
+    try:
+        return transport_.get_extra_info("sockname")
+    finally:
+        transport_.close()
+
+
+async def test_coturn_accepts_extdisco_credentials_and_refuses_others(xmpp_server, clients, coturn, certificate):
+    cfg = coturn.cfg
+    srv = await xmpp_server(config=cfg)
+    guest = await clients.connect(srv, mech="ANONYMOUS")
+    el = await ask(guest, f"<services xmlns='{ns.EXTDISCO}'/>")
+    got = {(s["type"], s["transport"]): s for s in services_of(el)}
+    assert set(got) == {("stun", "udp"), ("turn", "udp"), ("turn", "tcp"), ("turns", "tcp")}
+    for (kind, transport), s in got.items():
+        if kind == "stun":
+            continue
+        relayed = await allocate(cfg.turn, s["username"], s["password"], transport=transport,
+                                 tls=kind == "turns", certificate=certificate)
+        assert relayed[0] == "127.0.0.1" and coturn.relay_ports[0] <= relayed[1] <= coturn.relay_ports[1]
+    s = got[("turn", "udp")]
+    wrong_secret = turn_credentials("another-secret-of-enough-length", "guest@localhost", 600)
+    expired = turn_credentials(SECRET, "guest@localhost", -60)
+    for username, password in ((s["username"], "x" + s["password"][1:]), wrong_secret[:2], expired[:2]):
+        with pytest.raises(Exception) as info:
+            await allocate(cfg.turn, username, password)
+        assert "401" in str(info.value) or "Unauthorized" in str(info.value), info.value
