@@ -155,13 +155,13 @@ public_address = "203.0.113.7"
 
 @pytest.fixture
 async def coturn(tmp_path, certificate):
-    """coturn configured by `jitsi-py turn-config` for a config on free ports (loopback)."""
+    """coturn configured by `jitsi-py turn-config` for a config on free ports (loopback);
+    `coturn.cfg` is that config, for the server or stack of the test."""
     from turn_server import Coturn
     if not Coturn.available():
         pytest.skip("coturn is not installed (apt-get install coturn): no turnserver binary")
-    cfg = turn_config()
-    cfg.tls.cert, cfg.tls.key = str(certificate[0]), str(certificate[1])
-    server = Coturn(tmp_path / "coturn", cfg)
+    cfg = turn_config(server__data_dir=str(tmp_path / "data"))
+    server = Coturn(tmp_path / "coturn", cfg, *certificate)
     server.tmp.mkdir()
     try:
         await server.start()
@@ -185,7 +185,6 @@ async def allocate(turn, username: str, password: str, transport: str = "udp", t
     ctx = None
     if tls:
         ctx = ssl.create_default_context(cafile=str(certificate[0]))
-        ctx.check_hostname = False  # the test certificate names localhost, coturn is at 127.0.0.1
     port = turn.tls_port if tls else turn.port
     transport_, _ = await asyncio.wait_for(aioice_turn.create_turn_endpoint(
         Sink, (turn.host, port), username, password, ssl=ctx, transport=transport), 10)
@@ -215,3 +214,61 @@ async def test_coturn_accepts_extdisco_credentials_and_refuses_others(xmpp_serve
         with pytest.raises(Exception) as info:
             await allocate(cfg.turn, username, password)
         assert "401" in str(info.value) or "Unauthorized" in str(info.value), info.value
+
+
+# ---- a call through TURN ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("transport", ["tcp", "udp", "tls"])
+async def test_relay_only_participant_is_in_a_call_through_coturn(coturn, transport, certificate, monkeypatch):
+    """A participant that may use only relayed candidates (its network drops everything else)
+    gets TURN from our server, joins, and both sides decode each other's media through coturn."""
+    from calls import participant, receives_from
+    from jitsi_py.stack import Stack
+
+    if transport == "tls":
+        # aiortc verifies turns: with the system's CAs (ssl=True); let them include coturn's
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    coturn.cfg.bridge.last_n, coturn.cfg.bridge.audio_slots = 4, 3
+    stack = Stack(coturn.cfg)
+    await stack.start()
+    relayed = participant(stack, "relayed", "far00001")
+    relayed.relay_only, relayed.turn_transport = True, transport
+    direct = participant(stack, "relayed", "near0002")
+    direct.ask_ice_servers = False  # host candidates only
+    try:
+        await asyncio.gather(relayed.join(), direct.join())
+        assert sorted(s.urls.split(":")[0] for s in relayed.ice_servers) == ["stun", "turn", "turn", "turns"]
+        assert relayed.ice_servers[1].urls.startswith("turns:" if transport == "tls" else "turn:")
+        assert relayed.ice_servers[1].urls.endswith("transport=tcp" if transport == "tls" else f"transport={transport}")
+        await receives_from(relayed, direct)
+        await receives_from(direct, relayed)
+        kind, remote = relayed.selected_pair()
+        assert kind == "relay", (kind, remote)
+        assert remote.startswith(coturn.cfg.bridge.media_address + ":")
+        assert direct.selected_pair()[0] == "host" and direct.ice_servers == []
+    finally:
+        for p in (relayed, direct):
+            await p.leave()
+        await stack.stop()
+
+
+def test_ice_servers_put_the_preferred_turn_transport_first_and_skip_bad_entries():
+    from jitsi_py.participant.ice import ice_servers
+    el = ElementTree.fromstring(f"""<services xmlns='{ns.EXTDISCO}'>
+      <service type='stun' transport='udp' host='t.example' port='3478'/>
+      <service type='turn' transport='udp' host='t.example' port='3478' username='1:u' password='p'/>
+      <service type='turn' transport='tcp' host='t.example' port='3478' username='1:u' password='p'/>
+      <service type='turns' transport='tcp' host='t.example' port='443' username='1:u' password='p'/>
+      <service type='turn' transport='udp' host='t.example' port='x1' username='1:u' password='p'/>
+      <service type='turn' transport='udp' host='bad/host' port='1' username='1:u' password='p'/>
+      <service type='turn' transport='udp' host='nocreds.example' port='1'/>
+      <service type='ftp' transport='tcp' host='t.example' port='21'/>
+    </services>""")
+    assert [s.urls for s in ice_servers(el, "tls")] == [
+        "stun:t.example:3478", "turns:t.example:443?transport=tcp", "turn:t.example:3478?transport=udp",
+        "turn:t.example:3478?transport=tcp"]
+    first_turn = ice_servers(el, "tcp")[1]
+    assert (first_turn.urls, first_turn.username, first_turn.credential) == (
+        "turn:t.example:3478?transport=tcp", "1:u", "p")
+    with pytest.raises(ValueError):
+        ice_servers(el, "sctp")

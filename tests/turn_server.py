@@ -53,10 +53,12 @@ def free_udp_range(size: int = 200) -> tuple[int, int]:
 
 
 class Coturn:
-    def __init__(self, tmp: Path, cfg: Config) -> None:
-        """`cfg.turn` gets host 127.0.0.1 and free ports; `cfg.turn.secret` must be set."""
+    def __init__(self, tmp: Path, cfg: Config, cert: Path, key: Path) -> None:
+        """`cfg.turn` gets host 127.0.0.1 and free ports; `cfg.turn.secret` must be set.
+        `cert`/`key`: coturn's TLS certificate."""
         self.tmp = tmp
         self.cfg = cfg
+        self.cert, self.key = cert, key
         cfg.turn.host = "127.0.0.1"
         cfg.turn.port = free_port()
         cfg.turn.tls_port = free_port()
@@ -69,7 +71,10 @@ class Coturn:
 
     def config_text(self) -> str:
         text = coturn_config(self.cfg, self.relay_ports)
-        text = "\n".join(line for line in text.splitlines() if line not in ("syslog",))
+        lines = [line for line in text.splitlines() if line not in ("syslog",)]
+        lines = [f"cert={self.cert}" if line.startswith("cert=") else f"pkey={self.key}" if line.startswith("pkey=")
+                 else line for line in lines]
+        text = "\n".join(lines)
         return text + f"""
 # test-only additions (tests/turn_server.py)
 listening-ip=127.0.0.1
