@@ -272,3 +272,76 @@ def test_ice_servers_put_the_preferred_turn_transport_first_and_skip_bad_entries
         "turn:t.example:3478?transport=tcp", "1:u", "p")
     with pytest.raises(ValueError):
         ice_servers(el, "sctp")
+
+
+# ---- the browser through TURN ----------------------------------------------------------------
+
+# the page's nominated ICE pair: our candidate's type and protocol (from pc.getStats())
+SELECTED_PAIR = """async () => {
+  const pc = window.jitsiTest.conference.pc;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let transport = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) transport = s; });
+  if (!transport) return null;
+  const pair = stats.get(transport.selectedCandidatePairId);
+  const local = pair && stats.get(pair.localCandidateId);
+  return local ? { type: local.candidateType, relayProtocol: local.relayProtocol || '' } : null;
+}"""
+
+
+async def test_browser_forced_to_relay_meets_a_python_participant(coturn, tmp_path):
+    """Chromium with ICE policy 'relay' (only TURN candidates) takes the TURN servers our
+    server hands out and is in a call with a Python participant: both decode each other."""
+    import os
+    pytest.importorskip("playwright.async_api")
+    import test_webclient as web
+    if not os.path.exists(web.CHROMIUM):
+        pytest.skip(f"no Chromium at {web.CHROMIUM}")
+    from calls import participant
+    from jitsi_py.stack import Stack
+    from playwright.async_api import async_playwright
+
+    stack = Stack(coturn.cfg)
+    await stack.start()
+    py = participant(stack, "Relayed", "pybot001")
+    py.ask_ice_servers = False
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=web.CHROMIUM, args=web.ARGS)
+            try:
+                ctx = await browser.new_context()
+                page = await ctx.new_page()
+
+                async def relay_only(route):
+                    response = await route.fetch()
+                    body = (await response.text()).replace("export default {",
+                                                            'export default {"iceTransportPolicy": "relay",', 1)
+                    await route.fulfill(response=response, body=body)
+
+                await page.route("**/config.js", relay_only)
+                await page.goto(f"{web.base_url(stack)}/Relayed")
+                await page.fill("#name-input", "Relay Rita")
+                await page.wait_for_function("() => document.getElementById('join-status').textContent === ''",
+                                             timeout=10_000)
+                await page.click("#join")
+                await web.in_conference(page)
+                await py.join()
+                await web.wait_video(page, py.display_name)
+                page_nick = await page.evaluate("window.jitsiTest.conference.nick")
+                try:
+                    await py.wait_frames(page_nick, "video", timeout=30)
+                except TimeoutError:  # what the bridge and the page saw, for the report
+                    conf = next(iter(stack.bridge.conferences.values()))
+                    raise AssertionError(f"bridge: {[e.stats() for e in conf.endpoints.values()]}; page pair: "
+                                         f"{await page.evaluate(SELECTED_PAIR)}") from None
+                await py.wait_frames(page_nick, "audio", timeout=20)
+                servers = await page.evaluate("window.jitsiTest.conference.iceServers.map((s) => s.urls)")
+                assert any(u.startswith("turn:") for u in servers), servers
+                pair = await page.evaluate(SELECTED_PAIR)
+                assert pair is not None and pair["type"] == "relay", pair
+            finally:
+                await browser.close()
+    finally:
+        await py.leave()
+        await stack.stop()
