@@ -224,7 +224,8 @@ def cmd_join(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         p = Participant(host, port, args.room, domain=domain, nick=args.nick, display_name=args.name or "",
                         cafile=cafile, verify=not args.insecure, audio=audio, video=video,
-                        reconnect_timeout=args.reconnect_timeout)
+                        reconnect_timeout=args.reconnect_timeout, turn_transport=args.turn_transport,
+                        relay_only=args.relay)
 
         def show(e: Event) -> None:
             who = f"{e.nick}" + (f" ({p.occupants.get(e.nick)})" if p.occupants.get(e.nick) else "")
@@ -332,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--reconnect-timeout", type=float, default=300.0, metavar="SECONDS",
                       help="after a lost connection (a server restart), keep trying to get back this long "
                            "(300; 0: exit at once)")
+    join.add_argument("--turn-transport", choices=("udp", "tcp", "tls"), default="udp",
+                      help="TURN transport to use when the server offers TURN (default udp; tcp or tls "
+                           "where a firewall drops UDP)")
+    join.add_argument("--relay", action="store_true",
+                      help="send media only through the server's TURN relay (to check that TURN works)")
     join.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     join.set_defaults(func=cmd_join)
     return parser
