@@ -14,7 +14,8 @@ import ipaddress
 from .config import Config
 
 # Peer ranges a relay must not reach (coturn takes single addresses or "first-last" ranges).
-# Loopback (127/8, ::1) is refused by coturn itself unless allow-loopback-peers is set.
+# Loopback (127/8, ::1) is refused by coturn itself unless allow-loopback-peers is set. (Not
+# "::" for the unspecified address: coturn reads that range as covering every address.)
 DENIED_PEERS = [
     ("0.0.0.0", "0.255.255.255"),  # "this" network
     ("10.0.0.0", "10.255.255.255"),  # private (RFC 1918)
@@ -25,7 +26,6 @@ DENIED_PEERS = [
     ("192.168.0.0", "192.168.255.255"),  # private
     ("198.18.0.0", "198.19.255.255"),  # benchmarking
     ("224.0.0.0", "255.255.255.255"),  # multicast, reserved, broadcast
-    ("::", "::"),
     ("64:ff9b::", "64:ff9b::ffff:ffff"),  # NAT64 onto IPv4 (would reach the ranges above)
     ("fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),  # unique local
     ("fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),  # link-local
@@ -36,15 +36,24 @@ DENIED_PEERS = [
 RELAY_PORTS = (49152, 65535)
 
 
+def denied(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether the generated config keeps relays away from `addr`."""
+    if addr.is_loopback:
+        return True
+    return any(addr.version == ipaddress.ip_address(first).version
+               and ipaddress.ip_address(first) <= addr <= ipaddress.ip_address(last)  # type: ignore[operator]
+               for first, last in DENIED_PEERS)
+
+
 def bridge_peers(cfg: Config) -> list[str]:
-    """Addresses of our bridge that a relay must reach although they may be private."""
+    """Addresses of our bridge in a denied range, which a relay must reach all the same."""
     out = []
     for value in (cfg.bridge.media_address, cfg.bridge.public_address):
         try:
             addr = ipaddress.ip_address(value)
         except ValueError:
             continue
-        if not addr.is_unspecified and str(addr) not in out:
+        if not addr.is_unspecified and denied(addr) and str(addr) not in out:
             out.append(str(addr))
     return out
 

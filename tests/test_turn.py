@@ -138,9 +138,12 @@ public_address = "203.0.113.7"
                  f"static-auth-secret={SECRET}", "no-multicast-peers", "no-tcp-relay", "no-cli",
                  "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=169.254.0.0-169.254.255.255",
                  "denied-peer-ip=192.168.0.0-192.168.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
-                 "allowed-peer-ip=10.0.0.5", "allowed-peer-ip=203.0.113.7"):
+                 "allowed-peer-ip=10.0.0.5"):
         assert line in lines, line
+    # the public address needs no exception; nothing lets relays reach loopback
+    assert "allowed-peer-ip=203.0.113.7" not in lines
     assert not any(line.startswith("allow-loopback-peers") for line in lines)
+    # (the netns test below relays to a public address through this very config)
     # without [turn] host there is nothing to configure
     path.write_text("[turn]\nport = 3478\n")
     result = run_cli(tmp_path, "turn-config", "--config", path)
@@ -345,3 +348,147 @@ async def test_browser_forced_to_relay_meets_a_python_participant(coturn, tmp_pa
     finally:
         await py.leave()
         await stack.stop()
+
+
+# ---- a company network that drops UDP (network namespaces) ----------------------------------
+
+SERVER_ADDR, COMPANY_ADDR = "203.0.113.1", "198.51.100.2"
+
+
+def _run(*cmd: str) -> None:
+    import subprocess
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def company_network():
+    """Two network namespaces joined by a veth pair: "server" (203.0.113.1) and "company"
+    (198.51.100.2), whose outgoing UDP is dropped (nftables), so it reaches the server over TCP
+    only. Removed afterwards whatever happens; skipped where namespaces cannot be made."""
+    import os
+    import secrets
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2 (`ip`)")
+    if shutil.which("nft") is None:
+        pytest.skip("nftables is not installed (apt-get install nftables): cannot drop the company's UDP")
+    tag = secrets.token_hex(3)
+    server, company = f"jpt-srv-{tag}", f"jpt-co-{tag}"
+    made: list[str] = []
+    try:
+        for ns_name in (server, company):
+            _run("ip", "netns", "add", ns_name)
+            made.append(ns_name)
+            _run("ip", "-n", ns_name, "link", "set", "lo", "up")
+        _run("ip", "link", "add", f"js{tag}", "netns", server, "type", "veth", "peer", "name", f"jc{tag}",
+             "netns", company)
+        for ns_name, dev, mine, theirs in ((server, f"js{tag}", SERVER_ADDR, COMPANY_ADDR),
+                                           (company, f"jc{tag}", COMPANY_ADDR, SERVER_ADDR)):
+            _run("ip", "-n", ns_name, "addr", "add", f"{mine}/32", "dev", dev)
+            _run("ip", "-n", ns_name, "link", "set", dev, "up")
+            _run("ip", "-n", ns_name, "route", "add", f"{theirs}/32", "dev", dev)
+        rules = ("table inet company {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+                 "  oifname != \"lo\" meta l4proto udp drop\n }\n}\n")
+        subprocess.run(["ip", "netns", "exec", company, "nft", "-f", "-"], input=rules, check=True,
+                       capture_output=True, text=True, timeout=20)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        for ns_name in made:
+            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+        detail = getattr(exc, "stderr", "") or exc
+        pytest.skip(f"cannot build the network namespaces here: {detail}")
+    try:
+        yield server, company
+    finally:
+        for ns_name in made:
+            for pid in subprocess.run(["ip", "netns", "pids", ns_name], capture_output=True,
+                                      text=True).stdout.split():
+                try:
+                    os.kill(int(pid), 9)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+
+
+async def test_company_participant_whose_udp_is_dropped_joins_through_turn_over_tcp(company_network, tmp_path,
+                                                                                   certificate):
+    """The stack and coturn in a "server" namespace; a participant in a "company" namespace
+    that drops all outgoing UDP gets TURN credentials from the server, relays over TCP, and it
+    and a participant on the server side decode each other's audio and video."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from turn_server import Coturn, wait_port_in_netns
+    if not Coturn.available():
+        pytest.skip("coturn is not installed (apt-get install coturn): no turnserver binary")
+    server_ns, company_ns = company_network
+    cfg = turn_config(server__data_dir=str(tmp_path / "data"), bridge__media_address=SERVER_ADDR)
+    coturn = Coturn(tmp_path / "coturn", cfg, *certificate, address=SERVER_ADDR, netns=server_ns)
+    assert "allowed-peer-ip" not in coturn.config_text()  # a public bridge needs no exception
+    coturn.tmp.mkdir()
+    conf = tmp_path / "jitsi-py.toml"
+    conf.write_text(f"""
+[server]
+data_dir = "{tmp_path / 'data'}"
+[auth]
+scram_iterations = 4096
+[c2s]
+listen = "{SERVER_ADDR}"
+[http]
+listen = "{SERVER_ADDR}"
+[bridge]
+media_address = "{SERVER_ADDR}"
+port_min = 10000
+port_max = 10100
+[turn]
+host = "{SERVER_ADDR}"
+secret = "{SECRET}"
+""")
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=repo, HOME=str(tmp_path))
+    procs: list[subprocess.Popen] = []
+
+    def start(ns_name: str, *cmd: str, log: str) -> subprocess.Popen:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns_name, *cmd], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=open(tmp_path / log, "wb"), text=True)
+        procs.append(proc)
+        return proc
+
+    async def result(proc: subprocess.Popen, log: str) -> dict:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 120)
+        assert line, f"{log} ended: {(tmp_path / log).read_text(errors='replace')[-3000:]}"
+        return json.loads(line)
+
+    try:
+        await coturn.start()
+        start(server_ns, sys.executable, "-m", "jitsi_py", "run", "--config", str(conf), log="stack.log")
+        await wait_port_in_netns(server_ns, SERVER_ADDR, [5222, 8080], timeout=60)
+        script = str(Path(__file__).resolve().parent / "netns_participant.py")
+        far = start(company_ns, sys.executable, script, SERVER_ADDR, "5222", "firewalled", "company1", "server01",
+                    "--turn-transport", "tcp", log="company.log")
+        near = start(server_ns, sys.executable, script, SERVER_ADDR, "5222", "firewalled", "server01", "company1",
+                     log="server.log")
+        got_far, got_near = await asyncio.gather(result(far, "company.log"), result(near, "server.log"))
+        assert got_far["ok"], (got_far, (tmp_path / "company.log").read_text(errors="replace")[-3000:])
+        assert got_near["ok"], got_near
+        kind, remote = got_far["pair"]
+        assert kind == "relay" and remote.startswith(SERVER_ADDR + ":"), got_far
+        assert got_far["ice_servers"][1] == f"turn:{SERVER_ADDR}:3478?transport=tcp", got_far
+        assert got_near["pair"][0] == "host", got_near
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+        for proc in procs:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(proc.wait), 5)
+            except asyncio.TimeoutError:
+                proc.kill()
+                proc.wait()
+        await coturn.stop()

@@ -53,16 +53,22 @@ def free_udp_range(size: int = 200) -> tuple[int, int]:
 
 
 class Coturn:
-    def __init__(self, tmp: Path, cfg: Config, cert: Path, key: Path) -> None:
-        """`cfg.turn` gets host 127.0.0.1 and free ports; `cfg.turn.secret` must be set.
-        `cert`/`key`: coturn's TLS certificate."""
+    def __init__(self, tmp: Path, cfg: Config, cert: Path, key: Path, *, address: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
+        """`cfg.turn` gets host `address` and free ports; `cfg.turn.secret` must be set.
+        `cert`/`key`: coturn's TLS certificate. With `netns`, coturn runs in that network
+        namespace (fresh: the standard ports are free there)."""
         self.tmp = tmp
         self.cfg = cfg
         self.cert, self.key = cert, key
-        cfg.turn.host = "127.0.0.1"
-        cfg.turn.port = free_port()
-        cfg.turn.tls_port = free_port()
-        self.relay_ports = free_udp_range()
+        self.address, self.netns = address, netns
+        cfg.turn.host = address
+        if netns is None:
+            cfg.turn.port, cfg.turn.tls_port = free_port(), free_port()
+            self.relay_ports = free_udp_range()
+        else:
+            cfg.turn.port, cfg.turn.tls_port = 3478, 5349
+            self.relay_ports = (49152, 49352)
         self.proc: subprocess.Popen | None = None
 
     @staticmethod
@@ -77,8 +83,8 @@ class Coturn:
         text = "\n".join(lines)
         return text + f"""
 # test-only additions (tests/turn_server.py)
-listening-ip=127.0.0.1
-relay-ip=127.0.0.1
+listening-ip={self.address}
+relay-ip={self.address}
 allow-loopback-peers
 log-file={self.tmp}/turn.log
 pidfile={self.tmp}/turn.pid
@@ -89,11 +95,15 @@ userdb={self.tmp}/turndb
         path = self.tmp / "turnserver.conf"
         path.write_text(self.config_text())
         self.console = open(self.tmp / "console.log", "wb")
-        self.proc = subprocess.Popen(["turnserver", "-c", str(path)], stdout=self.console,
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.proc = subprocess.Popen(prefix + ["turnserver", "-c", str(path)], stdout=self.console,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         ports = [self.cfg.turn.port] + ([self.cfg.turn.tls_port] if self.cfg.turn.turns else [])
+        if self.netns:
+            await wait_port_in_netns(self.netns, self.address, ports, timeout)
+            return
         for port in ports:
             while True:
                 if self.proc.poll() is not None:
@@ -124,3 +134,22 @@ userdb={self.tmp}/turndb
             self.proc.kill()
             self.proc.wait()
         self.console.close()
+
+
+async def wait_port_in_netns(netns: str, host: str, ports: list[int], timeout: float = 15.0) -> None:
+    """Wait until every port accepts TCP inside `netns` (one short-lived helper process)."""
+    import sys
+    script = ("import socket, sys, time\n"
+              "deadline = time.time() + float(sys.argv[2])\n"
+              "for port in map(int, sys.argv[3:]):\n"
+              "    while True:\n"
+              "        try:\n"
+              "            socket.create_connection((sys.argv[1], port), 1).close(); break\n"
+              "        except OSError:\n"
+              "            if time.time() > deadline: sys.exit(f'{sys.argv[1]}:{port} not listening')\n"
+              "            time.sleep(0.05)\n")
+    proc = await asyncio.create_subprocess_exec("ip", "netns", "exec", netns, sys.executable, "-c", script, host,
+                                                str(timeout), *map(str, ports), stderr=subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"in {netns}: {err.decode(errors='replace').strip()}")
