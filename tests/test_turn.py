@@ -109,6 +109,27 @@ async def test_no_credentials_before_sign_in_or_for_a_set(xmpp_server, clients):
     assert info.value.condition == "bad-request"
 
 
+async def test_a_component_gets_no_credentials(xmpp_server):
+    """Components (the MUC on another server, the focus service) are not people in a meeting."""
+    from jitsi_py.config import ComponentSecret
+    from test_xmpp_components import start_component
+    cfg = turn_config()
+    cfg.component = [ComponentSecret(domain="echo.localhost", secret="s3cret")]
+    srv = await xmpp_server(config=cfg)
+    comp, ok, error = await start_component(srv)
+    assert ok, error
+    try:
+        iq = comp.make_iq_get(ito="localhost", ifrom="echo.localhost")
+        iq.xml.append(ElementTree.fromstring(f"<services xmlns='{ns.EXTDISCO}'/>"))
+        with pytest.raises(IqError) as info:
+            await iq.send(timeout=5)
+        # (slixmpp reads errors on a component stream in the wrong namespace: look at the XML)
+        text = str(info.value.iq)
+        assert "<forbidden " in text and "Only signed-in clients" in text and "password" not in text, text
+    finally:
+        comp.disconnect()
+
+
 # ---- jitsi-py turn-config ---------------------------------------------------------------------
 
 def run_cli(tmp_path, *args):
