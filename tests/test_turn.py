@@ -431,11 +431,38 @@ def company_network():
             subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
 
 
-async def test_company_participant_whose_udp_is_dropped_joins_through_turn_over_tcp(company_network, tmp_path,
-                                                                                   certificate):
+def certificate_for_ip(tmp_path, ip: str):
+    """A self-signed certificate naming `ip`, for coturn's TLS as the company participant checks it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "turn-cert.pem", tmp_path / "turn-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o644)  # coturn may drop privileges before reading it
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_company_participant_whose_udp_is_dropped_joins_through_turn(company_network, tmp_path, transport):
     """The stack and coturn in a "server" namespace; a participant in a "company" namespace
-    that drops all outgoing UDP gets TURN credentials from the server, relays over TCP, and it
-    and a participant on the server side decode each other's audio and video."""
+    that drops all outgoing UDP gets TURN credentials from the server, relays over TCP (or, when
+    the company also lets out only TCP 443 besides XMPP, over TLS on 443), and it and a
+    participant on the server side decode each other's audio and video."""
     import json
     import os
     import subprocess
@@ -447,8 +474,14 @@ async def test_company_participant_whose_udp_is_dropped_joins_through_turn_over_
         pytest.skip("coturn is not installed (apt-get install coturn): no turnserver binary")
     server_ns, company_ns = company_network
     cfg = turn_config(server__data_dir=str(tmp_path / "data"), bridge__media_address=SERVER_ADDR)
-    coturn = Coturn(tmp_path / "coturn", cfg, *certificate, address=SERVER_ADDR, netns=server_ns)
+    cert, key = certificate_for_ip(tmp_path, SERVER_ADDR)
+    coturn = Coturn(tmp_path / "coturn", cfg, cert, key, address=SERVER_ADDR, netns=server_ns)
+    cfg.turn.tls_port = 443
     assert "allowed-peer-ip" not in coturn.config_text()  # a public bridge needs no exception
+    if transport == "tls":  # the company lets out only TCP to 443 (and XMPP, for this client)
+        subprocess.run(["ip", "netns", "exec", company_ns, "nft", "add", "rule", "inet", "company", "out",
+                        "oifname", "!=", "lo", "tcp", "dport", "!=", "{", "443,", "5222", "}", "drop"],
+                       check=True, capture_output=True, timeout=20)
     coturn.tmp.mkdir()
     conf = tmp_path / "jitsi-py.toml"
     conf.write_text(f"""
@@ -467,9 +500,11 @@ port_max = 10100
 [turn]
 host = "{SERVER_ADDR}"
 secret = "{SECRET}"
+tls_port = 443
 """)
     repo = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=repo, HOME=str(tmp_path))
+    # aiortc checks turns: against the system's CAs: let them be coturn's certificate
+    env = dict(os.environ, PYTHONPATH=repo, HOME=str(tmp_path), SSL_CERT_FILE=str(cert))
     procs: list[subprocess.Popen] = []
 
     def start(ns_name: str, *cmd: str, log: str) -> subprocess.Popen:
@@ -489,7 +524,7 @@ secret = "{SECRET}"
         await wait_port_in_netns(server_ns, SERVER_ADDR, [5222, 8080], timeout=60)
         script = str(Path(__file__).resolve().parent / "netns_participant.py")
         far = start(company_ns, sys.executable, script, SERVER_ADDR, "5222", "firewalled", "company1", "server01",
-                    "--turn-transport", "tcp", log="company.log")
+                    "--turn-transport", transport, log="company.log")
         near = start(server_ns, sys.executable, script, SERVER_ADDR, "5222", "firewalled", "server01", "company1",
                      log="server.log")
         got_far, got_near = await asyncio.gather(result(far, "company.log"), result(near, "server.log"))
@@ -497,7 +532,8 @@ secret = "{SECRET}"
         assert got_near["ok"], got_near
         kind, remote = got_far["pair"]
         assert kind == "relay" and remote.startswith(SERVER_ADDR + ":"), got_far
-        assert got_far["ice_servers"][1] == f"turn:{SERVER_ADDR}:3478?transport=tcp", got_far
+        assert got_far["ice_servers"][1] == (f"turns:{SERVER_ADDR}:443?transport=tcp" if transport == "tls"
+                                             else f"turn:{SERVER_ADDR}:3478?transport=tcp"), got_far
         assert got_near["pair"][0] == "host", got_near
     finally:
         for proc in procs:
