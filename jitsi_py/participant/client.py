@@ -3,7 +3,8 @@
 It joins the way a browser does with our focus (see docs and the module docstrings of
 `jitsi_protocols`):
 
-1. signs in as a guest (SASL ANONYMOUS after STARTTLS) and asks `focus.<domain>` for the room
+1. signs in as a guest (SASL ANONYMOUS after STARTTLS), asks the server for STUN/TURN and
+   credentials (XEP-0215; unless `ice_servers` is given) and asks `focus.<domain>` for the room
    with the `conference` IQ, retrying while the focus is not (yet) there;
 2. joins the MUC room with its nick, display name and mute state in presence;
 3. answers the focus's Jingle `session-initiate` (the bridge's transport and this participant's

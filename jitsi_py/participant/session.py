@@ -96,7 +96,8 @@ class MediaSession(ParticipantCore):
 
     def selected_pair(self) -> tuple[str, str] | None:
         """(our candidate's type, the bridge's address) of the media path ICE chose, e.g.
-        ("relay", "203.0.113.7:10001") through TURN; None before media connects."""
+        ("relay", "203.0.113.7:10001") through TURN; None before media connects. Reads aioice's
+        nominated pair (private; aiortc is pinned and tests/test_turn.py exercises it)."""
         pc = self.pc
         if pc is None:
             return None

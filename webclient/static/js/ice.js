@@ -1,7 +1,8 @@
 // STUN/TURN servers for the RTCPeerConnection, from our XMPP server (XEP-0215 external service
 // discovery). A participant whose network drops UDP (most company networks) reaches the bridge
 // only through the TURN relay; the credentials are time-limited, so they are asked for again
-// before every new RTCPeerConnection.
+// before every new RTCPeerConnection. `iceTransportPolicy: 'relay'` in the page's config (not set
+// by the server; a test or a debugging operator adds it) makes the page use TURN only.
 import { NS, el, children } from './xml.js';
 
 /** The <services/> answer as RTCIceServer dictionaries (entries we cannot use are skipped). */
