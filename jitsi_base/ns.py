@@ -26,6 +26,7 @@ ROSTER = "jabber:iq:roster"
 DELAY = "urn:xmpp:delay"
 STANZA_ID = "urn:xmpp:sid:0"
 DATA_FORMS = "jabber:x:data"
+EXTDISCO = "urn:xmpp:extdisco:2"  # XEP-0215 external service discovery (STUN/TURN)
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

@@ -97,6 +97,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_turn_config(args: argparse.Namespace) -> int:
+    from .turn import coturn_config
+
+    cfg = _load(args.config)
+    try:
+        sys.stdout.write(coturn_config(cfg))
+    except ValueError as exc:
+        print(f"jitsi-py turn-config: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _account(cfg: Config, jid: str) -> tuple[str, str]:
     user, _, host = jid.partition("@")
     return user, (host or cfg.server.domain).lower()
@@ -240,7 +252,8 @@ def cmd_join(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         p = Participant(host, port, args.room, domain=domain, nick=args.nick, display_name=args.name or "",
                         cafile=cafile, verify=not args.insecure, audio=audio, video=video,
-                        reconnect_timeout=args.reconnect_timeout, **auth)
+                        reconnect_timeout=args.reconnect_timeout, turn_transport=args.turn_transport,
+                        relay_only=args.relay, **auth)
 
         def show(e: Event) -> None:
             who = f"{e.nick}" + (f" ({p.occupants.get(e.nick)})" if p.occupants.get(e.nick) else "")
@@ -320,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+    turn = sub.add_parser("turn-config", help="print the coturn configuration matching [turn] of a config")
+    turn.add_argument("--config", required=True, help="TOML config file with [turn] host and secret")
+    turn.set_defaults(func=cmd_turn_config)
     for name, text in (("adduser", "add a registered user"), ("passwd", "change a user's password"),
                        ("deluser", "delete a registered user")):
         p = sub.add_parser(name, help=text)
@@ -351,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--reconnect-timeout", type=float, default=300.0, metavar="SECONDS",
                       help="after a lost connection (a server restart), keep trying to get back this long "
                            "(300; 0: exit at once)")
+    join.add_argument("--turn-transport", choices=("udp", "tcp", "tls"), default="udp",
+                      help="TURN transport to use when the server offers TURN (default udp; tcp or tls "
+                           "where a firewall drops UDP)")
+    join.add_argument("--relay", action="store_true",
+                      help="send media only through the server's TURN relay (to check that TURN works)")
     join.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     join.set_defaults(func=cmd_join)
     return parser

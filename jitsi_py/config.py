@@ -18,13 +18,14 @@ from jicofo_py.config import FocusSection
 from jicofo_py.config import check as check_focus
 from jitsi_base.config import ConfigError, Problems, check_port, load
 from xmpp_plugins.config import (LOG_LEVELS, AuthSection, BoshSection, ComponentSecret, HttpListener, LimitsSection,
-                                 Listener, MucSection, ServerSection, TlsSection, XmppConfig, data_dir)
+                                 Listener, MucSection, ServerSection, TlsSection, TurnSection, XmppConfig,
+                                 data_dir)
 from xmpp_plugins.config import check as check_xmpp
 from xmpp_plugins.config import guest_domain, guests_wait_for_host
 
 __all__ = ["Config", "ConfigError", "load_config", "data_dir", "focus_auth", "guest_domain", "LOG_LEVELS", "AuthSection", "BoshSection",
            "BridgeSection", "ComponentSecret", "FocusSection", "HttpListener", "LimitsSection", "Listener",
-           "MucSection", "ServerSection", "TlsSection"]
+           "MucSection", "ServerSection", "TlsSection", "TurnSection"]
 
 
 @dataclass

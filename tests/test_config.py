@@ -47,6 +47,8 @@ def test_example_file_loads_and_equals_the_defaults():
     assert cfg.limits.stanza_size == 256 * 1024
     assert isinstance(cfg.limits.auth_timeout, float)
     assert cfg.bosh.max_requests == 2
+    assert (cfg.turn.host, cfg.turn.port, cfg.turn.tls_port, cfg.turn.turns) == ("", 3478, 5349, True)
+    assert (cfg.turn.secret, cfg.turn.credential_lifetime) == ("", 86400)
 
 
 def _sections_in_example() -> dict[str, set[str]]:
@@ -275,6 +277,35 @@ MISTAKES = [
         create_rooms = "admins"
         reserved_nicks = ["focus", "  "]
      """, 3, "muc.reserved_nicks[1]", ["is not a nick"], id="reserved-nick-blank"),
+    pytest.param("""
+        [turn]
+        host = "turn.example.org"
+     """, 1, "turn.secret", ["required when turn.host is set"], id="turn-without-secret"),
+    pytest.param("""
+        [turn]
+        host = "turn.example.org"
+        secret = "short"
+     """, 3, "turn.secret", ["too short", "16 or more"], id="turn-short-secret"),
+    pytest.param("""
+        [turn]
+        host = "turn example"
+        secret = "0123456789abcdef0123"
+     """, 2, "turn.host", ["is not a host name or IP address"], id="turn-bad-host"),
+    pytest.param("""
+        [turn]
+        tls_port = 0
+     """, 2, "turn.tls_port", ["0 is out of range", "1..65535"], id="turn-port-zero"),
+    pytest.param("""
+        [turn]
+        credential_lifetime = 0
+     """, 2, "turn.credential_lifetime", ["must be more than 0 seconds"], id="turn-lifetime"),
+    pytest.param("""
+        [turn]
+        host = "192.0.2.1"
+        secret = "0123456789abcdef0123"
+        port = 3478
+        tls_port = 3478
+     """, 5, "turn.tls_port", ["TLS needs a port of its own"], id="turn-same-ports"),
 ]
 
 

@@ -1,5 +1,5 @@
-"""The XMPP server's part of the config file: its listeners, authentication, limits, BOSH and the
-MUC, each section with its defaults and its checks (jitsi_base.config reads the file)."""
+"""The XMPP server's part of the config file: its listeners, authentication, limits, BOSH, the
+MUC and the TURN server whose credentials it hands out, each section with its defaults and its checks (jitsi_base.config reads the file)."""
 from __future__ import annotations
 
 import dataclasses
@@ -157,6 +157,29 @@ class MucSection:
 
 
 @dataclass
+class TurnSection:
+    # The TURN server (coturn) clients relay media through when their network drops UDP or
+    # blocks the bridge's ports: its DNS name (or address) as clients reach it. Empty: no TURN
+    # and no STUN is offered (XEP-0215 answers an empty list).
+    host: str = ""
+    # TURN and STUN over UDP and TCP (coturn's listening-port).
+    port: int = 3478
+    # TURN over TLS (coturn's tls-listening-port); 443 passes the strictest firewalls.
+    tls_port: int = 5349
+    # Offer turns: (TURN over TLS on tls_port) besides turn: over UDP and TCP. coturn needs a
+    # certificate for `host` then.
+    turns: bool = True
+    # coturn's static-auth-secret: credentials handed to signed-in clients are derived from it
+    # (coturn's REST API scheme). Required when host is set; at least 16 characters.
+    secret: str = ""
+    # Seconds a credential handed out stays valid.
+    credential_lifetime: int = 86400
+
+
+TURN_SECRET_MIN = 16
+
+
+@dataclass
 class XmppConfig:
     """The sections the XMPP server (and the MUC as a component) read."""
 
@@ -170,6 +193,7 @@ class XmppConfig:
     limits: LimitsSection = field(default_factory=LimitsSection)
     bosh: BoshSection = field(default_factory=BoshSection)
     muc: MucSection = field(default_factory=MucSection)
+    turn: TurnSection = field(default_factory=TurnSection)
     path: str = ""  # the file it was read from ("" for built-in defaults): relative paths start there
 
 
@@ -224,6 +248,26 @@ def check(cfg: XmppConfig, base: Path, problems: Problems) -> None:
     for i, nick in enumerate(cfg.muc.reserved_nicks):
         if not nick.strip() or len(nick) > 1023:
             problems.append((f"muc.reserved_nicks[{i}]", f"{nick!r} is not a nick (1-1023 characters, not only spaces)"))
+    check_turn(cfg.turn, problems)
+
+
+def check_turn(turn: TurnSection, problems: Problems) -> None:
+    for key in ("port", "tls_port"):
+        check_port(problems, f"turn.{key}", getattr(turn, key), allow_zero=False)
+    if turn.credential_lifetime <= 0:
+        problems.append(("turn.credential_lifetime", f"{turn.credential_lifetime} must be more than 0 seconds"))
+    if not turn.host:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?", turn.host):
+        problems.append(("turn.host", f"{turn.host!r} is not a host name or IP address"))
+    if not turn.secret:
+        problems.append(("turn.secret", "required when turn.host is set: coturn's static-auth-secret "
+                         "(`jitsi-py turn-config` prints a matching coturn config)"))
+    elif len(turn.secret) < TURN_SECRET_MIN:
+        problems.append(("turn.secret", f"too short ({len(turn.secret)} characters; allowed: "
+                         f"{TURN_SECRET_MIN} or more)"))
+    if turn.turns and turn.tls_port == turn.port:
+        problems.append(("turn.tls_port", f"{turn.tls_port} is turn.port too; TLS needs a port of its own"))
 
 
 def _check_auth(cfg: XmppConfig, base: Path, problems: Problems) -> None:

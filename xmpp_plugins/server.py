@@ -37,6 +37,9 @@ def default_plugins(cfg: XmppConfig | None = None) -> list[type[Plugin]]:
     plugins: list[type[Plugin]] = [DiscoPlugin, PingPlugin, VersionPlugin, RosterPlugin]
     if cfg is None or cfg.muc.enabled:
         plugins.append(MucPlugin)
+    if cfg is not None and cfg.turn.host:
+        from .plugins.extdisco import ExtDiscoPlugin
+        plugins.append(ExtDiscoPlugin)
     return plugins
 
 

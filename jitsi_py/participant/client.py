@@ -3,7 +3,8 @@
 It joins the way a browser does with our focus (see docs and the module docstrings of
 `jitsi_protocols`):
 
-1. signs in as a guest (SASL ANONYMOUS after STARTTLS) and asks `focus.<domain>` for the room
+1. signs in as a guest (SASL ANONYMOUS after STARTTLS), asks the server for STUN/TURN and
+   credentials (XEP-0215; unless `ice_servers` is given) and asks `focus.<domain>` for the room
    with the `conference` IQ, retrying while the focus is not (yet) there;
 2. joins the MUC room with its nick, display name and mute state in presence;
 3. answers the focus's Jingle `session-initiate` (the bridge's transport and this participant's
@@ -65,7 +66,7 @@ class Participant(Signalling, Room, Focus, MediaSession, BridgeChannel, Slots, R
                  ice_servers: list[RTCIceServer] | None = None, focus: str | None = None,
                  muc_domain: str | None = None, reconnect_timeout: float = 300.0,
                  user: str | None = None, password: str = "", token: str | None = None,
-                 guest_domain: str | None = None) -> None:
+                 guest_domain: str | None = None, turn_transport: str = "udp", relay_only: bool = False) -> None:
         self.host, self.port = host, int(port)
         self.domain = domain.lower()
         # `[auth]` sign-in: a registered user (password), a JWT (OAUTHBEARER), or a guest
@@ -82,8 +83,16 @@ class Participant(Signalling, Room, Focus, MediaSession, BridgeChannel, Slots, R
         self.display_name = display_name
         self.cafile, self.verify = cafile, verify
         self.audio, self.video = audio, video
-        # no STUN by default: the bridge learns our address from the connectivity checks
+        # None: ask our server (XEP-0215) for its STUN/TURN and their credentials at each
+        # sign-in; without them, no STUN: the bridge learns our address from the checks
+        self.ask_ice_servers = ice_servers is None
         self.ice_servers = ice_servers if ice_servers is not None else []
+        # the TURN transport tried (aiortc uses one TURN server): udp, tcp or tls
+        if turn_transport not in ("udp", "tcp", "tls"):
+            raise ValueError(f"turn_transport must be udp, tcp or tls, not {turn_transport!r}")
+        self.turn_transport = turn_transport
+        # only relayed candidates (ICE policy "relay"): media goes through TURN or not at all
+        self.relay_only = relay_only
         self.focus_service = focus or f"focus.{self.domain}"
         # after a lost connection, keep trying this long (s) before failing; 0: fail at once
         self.reconnect_timeout = float(reconnect_timeout)
@@ -106,6 +115,8 @@ class Participant(Signalling, Room, Focus, MediaSession, BridgeChannel, Slots, R
             async with asyncio.timeout(timeout):
                 self._step = f"connecting to {self.host}:{self.port}"
                 await self._connect()
+                self._step = f"asking {self.domain} for STUN/TURN servers"
+                await self._discover_ice_servers()
                 self._step = f"asking {self.focus_service} for {self.room_jid}"
                 await self._request_conference()
                 self._step = f"joining {self.room_jid}"

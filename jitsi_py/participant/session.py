@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection,
+from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
                     RTCSessionDescription)
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -31,6 +31,7 @@ class MediaSession(ParticipantCore):
     audio: MediaStreamTrack | None
     video: MediaStreamTrack | None
     ice_servers: list[RTCIceServer]
+    relay_only: bool
     sid: str | None
     sessions: int
     session: JingleAction | None
@@ -48,7 +49,8 @@ class MediaSession(ParticipantCore):
                 self._add_remote(nick, src)
         contents, offer = plan.contents, plan.sdp
         self._new_slots(plan.mid_slot, plan.ssrc_slot)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers,
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers, iceTransportPolicy=policy,
                                                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc = pc
         pc.on("connectionstatechange", lambda: self._pc_state(pc))
@@ -91,6 +93,20 @@ class MediaSession(ParticipantCore):
         await self._until(lambda: (count is None or self.sessions >= count) and self.session is not None
                           and self.pc is not None and self.pc.connectionState == "connected", timeout,
                           "a connected media session")
+
+    def selected_pair(self) -> tuple[str, str] | None:
+        """(our candidate's type, the bridge's address) of the media path ICE chose, e.g.
+        ("relay", "203.0.113.7:10001") through TURN; None before media connects. Reads aioice's
+        nominated pair (private; aiortc is pinned and tests/test_turn.py exercises it)."""
+        pc = self.pc
+        if pc is None:
+            return None
+        for t in pc.getTransceivers():
+            ice = t.receiver.transport.transport
+            pair = ice._connection._nominated.get(1)  # aioice's nominated pair of component 1
+            if pair is not None:
+                return pair.local_candidate.type, f"{pair.remote_addr[0]}:{pair.remote_addr[1]}"
+        return None
 
     async def _close_pc(self) -> None:
         self._stop_pumps()

@@ -13,6 +13,7 @@ import logging
 import ssl
 import uuid
 from typing import Any
+from xml.etree import ElementTree
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -24,6 +25,7 @@ from jitsi_protocols import focus_iq
 from jitsi_protocols.slix import to_et
 
 from .core import Event, ParticipantCore, ParticipantError, Refused
+from .ice import ice_servers
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ class Signalling(ParticipantCore):
     password: str
     token: str | None
     guest_domains: list[str]
+    ice_servers: list
+    ask_ice_servers: bool
+    turn_transport: str
 
     def _init_signalling(self) -> None:
         self.client: slixmpp.ClientXMPP | None = None
@@ -177,6 +182,7 @@ class Signalling(ParticipantCore):
                 async with asyncio.timeout(max(0.1, min(RECONNECT_ATTEMPT_TIMEOUT, deadline - loop.time()))):
                     self._step = f"reconnecting to {self.host}:{self.port}"
                     await self._connect()
+                    await self._while_connected(self._discover_ice_servers())
                     self._step = f"asking {self.focus_service} for {self.room_jid} again"
                     await self._while_connected(self._request_conference())
                     self._step = f"rejoining {self.room_jid}"
@@ -241,6 +247,23 @@ class Signalling(ParticipantCore):
         self._drop_client()
         self._failure = ParticipantError(why)
         self._emit(Event("disconnected", self.nick, text=why))
+
+    async def _discover_ice_servers(self) -> None:
+        """Ask our server for STUN/TURN (XEP-0215), again on every sign-in since the credentials
+        expire; a server without the service (or one that fails to answer) means none."""
+        if not self.ask_ice_servers or self.client is None:
+            return
+        iq = self.client.make_iq_get(ito=self.domain)
+        iq.xml.append(ElementTree.Element(ns.q(ns.EXTDISCO, "services")))
+        try:
+            res = await iq.send(timeout=5)
+        except (IqError, IqTimeout) as exc:
+            log.debug("%s: no external services from %s: %s", self.nick, self.domain, exc)
+            self.ice_servers = []
+            return
+        self.ice_servers = ice_servers(res.xml, self.turn_transport)
+        log.info("%s: ICE servers from %s: %s", self.nick, self.domain,
+                 ", ".join(str(s.urls) for s in self.ice_servers) or "none")
 
     async def _request_conference(self, attempts: int = 6) -> None:
         assert self.client is not None

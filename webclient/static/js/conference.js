@@ -23,6 +23,7 @@
 
 import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
 import { XmppClient, XmppError } from './xmpp.js';
+import { fetchIceServers } from './ice.js';
 import { parseJingle, buildOffer, parseAnswer, acceptContents, offerSimulcastReceive, withSimulcastSources,
   SIMULCAST_RIDS } from './sdp.js';
 
@@ -968,7 +969,11 @@ export class Conference extends EventTarget {
     const offer = buildOffer(j);
     this.sections = offer.sections;
     this.slotTracks = { audio: [], video: [] };
-    const pc = this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    // STUN/TURN (XEP-0215), asked for each session: TURN credentials expire
+    this.iceServers = await fetchIceServers(this.xmpp, this.config.domain);
+    if (this.ended || this.session !== j) return;  // left, or a newer offer, meanwhile
+    const pc = this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+      iceServers: this.iceServers, iceTransportPolicy: this.config.iceTransportPolicy || 'all' });
     pc.ontrack = (ev) => {
       const section = this.sections.find((s) => s.mid === ev.transceiver.mid);
       if (!section || pc !== this.pc) return;

@@ -37,6 +37,7 @@ export const NS = {
   GROUPING: 'urn:xmpp:jingle:apps:grouping:0',
   COLIBRI: 'http://jitsi.org/protocol/colibri',
   SCTP: 'urn:xmpp:jingle:transports:dtls-sctp:1',
+  EXTDISCO: 'urn:xmpp:extdisco:2',
 };
 
 const doc = document.implementation.createDocument(null, null, null);
