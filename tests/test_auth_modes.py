@@ -16,7 +16,7 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import RawClient, make_config, until
 from slixmpp import JID
@@ -40,8 +40,9 @@ def token(room: str = "*", *, key: object = SECRET, alg: str = "HS256", exp: flo
         claims["aud"] = aud
     if nbf is not None:
         claims["nbf"] = int(now + nbf)
+    headers = extra.pop("headers", None)
     claims.update(extra)
-    return jwt.encode(claims, key, algorithm=alg)  # type: ignore[arg-type]
+    return jwt.encode(claims, key, algorithm=alg, headers=headers)  # type: ignore[arg-type]
 
 
 def unsigned(room: str = "*") -> str:
@@ -391,3 +392,60 @@ async def test_stanza_signs_in_as_a_guest_on_the_guest_domain_and_chats(xmpp_ser
         await node.expect(lambda e: e["event"] == "message" and e["body"] == "hello stanza")
     finally:
         await node.close()
+
+
+# ---- keys from a key server by kid --------------------------------------------------------------
+
+async def test_rs256_keys_come_from_the_key_server_by_kid(xmpp_server):
+    """`jwt_key_url`: the key of a token's `kid` is <url>/<sha256(kid)>.pem, fetched on first use
+    and kept; an unknown kid, a token without one and a key of the wrong type are refused."""
+    from aiohttp import web
+    good, other = rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+
+    def pem(private: object) -> bytes:
+        return private.public_key().public_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    files = {hashlib.sha256(b"portal/k1").hexdigest() + ".pem": pem(good),
+             hashlib.sha256(b"portal/ec").hexdigest() + ".pem": pem(ec_key)}
+    asked: list[str] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        asked.append(request.match_info["name"])
+        data = files.get(request.match_info["name"])
+        return web.Response(body=data) if data else web.Response(status=404)
+    app = web.Application()
+    app.router.add_get("/keys/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/keys"
+        cfg = make_config(auth__mode="token", auth__jwt_algorithm="RS256", auth__jwt_key_url=url)
+        srv = await xmpp_server(config=cfg)
+        signed = token("r1", key=good, alg="RS256", headers={"kid": "portal/k1"})
+        assert "<success" in await oauthbearer(srv, signed)
+        assert "<success" in await oauthbearer(srv, signed)
+        assert len(asked) == 1  # kept after the first look-up
+        for tok, reason in (
+                (token("r1", key=other, alg="RS256", headers={"kid": "portal/k1"}), "signature is wrong"),
+                (token("r1", key=good, alg="RS256", headers={"kid": "portal/nope"}), "no key for this token (HTTP 404)"),
+                (token("r1", key=good, alg="RS256"), "names no usable key"),
+                (token("r1", key=ec_key, alg="ES256", headers={"kid": "portal/ec"}), "signed with 'ES256'"),
+        ):
+            out = await oauthbearer(srv, tok)
+            assert "<not-authorized" in out and reason in out, (reason, out)
+        # a token whose kid names an EC key while the config says RS256: the key is refused
+        out = await oauthbearer(srv, token("r1", key=good, alg="RS256", headers={"kid": "portal/ec"}))
+        assert "<not-authorized" in out and "not an RSA public key" in out, out
+    finally:
+        await runner.cleanup()
+
+
+def test_key_url_must_be_https_except_to_loopback():
+    from xmpp_plugins.tokens import key_url_problem
+    assert key_url_problem("https://keys.example.org/asap") == ""
+    assert key_url_problem("http://127.0.0.1:9000/keys") == ""
+    assert "must be https" in key_url_problem("http://keys.example.org/asap")
+    assert "not an http(s) URL" in key_url_problem("ftp://x")

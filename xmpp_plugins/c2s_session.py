@@ -20,7 +20,7 @@ from jitsi_base import ns
 from jitsi_base.errors import StanzaError, StreamError
 from .limits import ConnectionSlot, TokenBucket, is_loopback
 from .sasl import Mechanism, SaslFailure, make_mechanism, mechanism_names, token_mechanism
-from .tokens import TokenClaims
+from .tokens import KeyNeeded, TokenClaims
 from xmpp_wire.stanza import JID, STANZA_NAMES, Stanza, make_error, make_result
 
 if TYPE_CHECKING:
@@ -259,6 +259,15 @@ class C2SSession:
         except SaslFailure as exc:
             return exc
 
+    def _await_key(self, need: KeyNeeded, data: "bytes | None") -> None:
+        mech = self._mech
+
+        async def run() -> None:
+            await need.fetch()
+            if self._mech is mech and not self.closed and self.auth is None:
+                self._sasl_step(data)
+        self.server.track_task(asyncio.ensure_future(run()))
+
     def _on_response(self, el: etree._Element) -> None:
         if self._mech is None:
             self._sasl_fail("malformed-request", "No authentication in progress")
@@ -273,6 +282,11 @@ class C2SSession:
             if isinstance(data, SaslFailure):
                 raise data
             kind, out = mech.step(data)
+        except KeyNeeded as need:
+            # the token's key is on the key server: fetch it (bounded, cached), then take the
+            # same step again; the stream waits, as it would for a slow password hash
+            self._await_key(need, data)
+            return
         except SaslFailure as exc:
             self._mech = None
             if exc.condition == "not-authorized":

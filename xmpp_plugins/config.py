@@ -55,6 +55,10 @@ class AuthSection:
     jwt_algorithm: str = "HS256"
     jwt_secret: str = ""
     jwt_public_key: str = ""
+    # RS256/ES256 instead of one key file: a key server (Jitsi's asap_key_server) where the key
+    # of a token whose header says `kid` is <jwt_key_url>/<sha256(kid) in hex>.pem (https; http
+    # only to a loopback address).
+    jwt_key_url: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
 
@@ -293,14 +297,23 @@ def _check_auth(cfg: XmppConfig, base: Path, problems: Problems) -> None:
         elif len(auth.jwt_secret.encode()) < MIN_JWT_SECRET:
             problems.append(("auth.jwt_secret", f"is {len(auth.jwt_secret.encode())} bytes, too short "
                              f"(allowed: {MIN_JWT_SECRET} bytes or more)"))
-        if auth.jwt_public_key:
-            problems.append(("auth.jwt_public_key", "is for RS256/ES256; HS256 uses jwt_secret"))
+        if auth.jwt_public_key or auth.jwt_key_url:
+            problems.append(("auth.jwt_public_key" if auth.jwt_public_key else "auth.jwt_key_url",
+                             "is for RS256/ES256; HS256 uses jwt_secret"))
         return
     if auth.jwt_secret:
         problems.append(("auth.jwt_secret", f"is for HS256; {auth.jwt_algorithm} uses jwt_public_key"))
+    if auth.jwt_key_url:
+        from .tokens import key_url_problem
+        problem = key_url_problem(auth.jwt_key_url)
+        if problem:
+            problems.append(("auth.jwt_key_url", problem))
+        if auth.jwt_public_key:
+            problems.append(("auth.jwt_public_key", "set jwt_public_key or jwt_key_url, not both"))
+        return
     if not auth.jwt_public_key:
         problems.append(("auth.jwt_public_key", f"must be set in mode \"token\" with jwt_algorithm "
-                         f"{auth.jwt_algorithm!r} (a PEM public key file)"))
+                         f"{auth.jwt_algorithm!r} (a PEM public key file, or jwt_key_url)"))
         return
     from .tokens import TokenError, load_public_key
     try:
