@@ -22,7 +22,9 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
     from .xmpp_agent import BridgeAgent
 
     b = cfg.bridge
-    bridge = Bridge(b, b.websocket_base)
+    turn = cfg.turn
+    stun = (f"[{turn.host}]:{turn.port}" if ":" in turn.host else f"{turn.host}:{turn.port}") if turn.host else ""
+    bridge = Bridge(b, b.websocket_base, stun=stun)
     await bridge.start()
     runners: list[web.AppRunner] = []
     agent = None
@@ -44,7 +46,8 @@ async def serve(cfg) -> None:  # type: ignore[no-untyped-def]
                             f"jvbbrewery@internal.auth.{domain}", b.xmpp_host, b.xmpp_port,
                             cafile=cfg.tls.cert or None, starttls=not loopback)
         await agent.start()
-        print(f"bridge {b.id}: HTTP http://{host}:{port}/ (health /about/health), "
+        seen = f", public address {bridge.public_address}" if bridge.public_address else ""
+        print(f"bridge {b.id}: ICE on {b.media_address}{seen}, HTTP http://{host}:{port}/ (health /about/health), "
               f"admin http://{admin_host}:{admin_port}/ (/colibri/stats, /metrics), "
               f"in jvbbrewery@internal.auth.{domain}", flush=True)
         await until_signal()

@@ -31,8 +31,13 @@ PACKET_RATE_CAPACITY = 130_000.0  # forwarded packets/s one core sustains (bench
 
 
 class Bridge:
-    def __init__(self, cfg: BridgeSection, websocket_base: str = "") -> None:
+    def __init__(self, cfg: BridgeSection, websocket_base: str = "", stun: str = "") -> None:
+        """`stun`: the STUN server asked for the public address when [bridge] public_address
+        and stun are empty (the all-in-one stack passes its [turn] host)."""
         self.cfg = cfg
+        self.stun_server = cfg.stun or stun
+        # what participants are told besides media_address: the configured one or STUN's answer
+        self.public_address = cfg.public_address
         self.id = cfg.id
         self.websocket_base = websocket_base.rstrip("/")
         self.conferences: dict[str, Conference] = {}
@@ -52,8 +57,27 @@ class Bridge:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        if not self.cfg.public_address and self.stun_server:
+            await self.learn_public_address()
         self._tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._rtcp_loop()),
                        asyncio.ensure_future(self._expiry_loop()), asyncio.ensure_future(self._tcc_loop())]
+
+    async def learn_public_address(self) -> None:
+        """Ask the STUN server where our media address is seen from (behind NAT, that is the
+        address participants must send to); nothing changes when it does not answer."""
+        from .config import parse_server
+        from .stun import mapped_address
+        server = parse_server(self.stun_server)
+        mapped = await mapped_address(server, self.cfg.media_address)
+        if mapped is None:
+            log.warning("bridge %s: no public address from STUN %s; participants get only %s",
+                        self.id, self.stun_server, self.cfg.media_address)
+        elif mapped == self.cfg.media_address:
+            log.info("bridge %s: STUN %s sees %s as it is (no NAT)", self.id, self.stun_server, mapped)
+        else:
+            self.public_address = mapped
+            log.info("bridge %s: public address %s (by STUN from %s), advertised besides %s",
+                     self.id, mapped, self.stun_server, self.cfg.media_address)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -240,7 +264,7 @@ class Bridge:
         if self._ports is None and self.cfg.port_min:
             from .transport import PortRange
             self._ports = PortRange(self.cfg.port_min, self.cfg.port_max)
-        return {"ports": self._ports, "public_address": self.cfg.public_address}
+        return {"ports": self._ports, "public_address": self.public_address}
 
     async def _create_endpoint(self, conf: Conference, ep_req: colibri2.Endpoint) -> Endpoint:
         ep = Endpoint(conf, ep_req.id, ep_req.stats_id)

@@ -18,6 +18,10 @@ class BridgeSection:
     # The address participants reach media_address on when the machine is behind NAT (a cloud
     # VM's public IP): advertised as a second candidate on the same port. Empty: none.
     public_address: str = ""
+    # When public_address is empty: a STUN server ("host:port") the bridge asks at start for the
+    # address its media address is seen from, advertised like public_address. Empty: the [turn]
+    # host of the all-in-one stack (coturn answers STUN), else none.
+    stun: str = ""
     # UDP ports for media, one per participant (and per relay); 0: any free port.
     port_min: int = 10000
     port_max: int = 20000
@@ -46,6 +50,21 @@ class BridgeSection:
     admin_port: int = 8089
 
 
+def parse_server(value: str, default_port: int = 3478) -> tuple[str, int]:
+    """'host:port', 'host' or '[v6]:port' -> (host, port); ValueError when malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if not host or (port and not port.isdigit()) or not 0 < int(port or default_port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port")
+    return host, int(port or default_port)
+
+
 def check(b: BridgeSection, problems: Problems) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", b.id):
         problems.append(("bridge.id", f"{b.id!r} is not allowed (allowed: 1-32 letters, digits, '-', '_')"))
@@ -69,6 +88,11 @@ def check(b: BridgeSection, problems: Problems) -> None:
                 ipaddress.ip_address(value)
             except ValueError:
                 problems.append((f"bridge.{key}", f"{value!r} is not an IP address"))
+    if b.stun:
+        try:
+            parse_server(b.stun)
+        except ValueError as exc:
+            problems.append(("bridge.stun", str(exc)))
     if (b.port_min == 0) != (b.port_max == 0) or not 0 <= b.port_min <= b.port_max <= 65535:
         problems.append(("bridge.port_min", f"{b.port_min}..{b.port_max} is not a port range "
                                             "(1..65535, port_min <= port_max; both 0: any free port)"))

@@ -69,7 +69,10 @@ class Stack:
         await self.server.start()
         if cfg.bridge.enabled:
             from bridge.bridge import Bridge
-            self.bridge = Bridge(cfg.bridge, cfg.bridge.websocket_base)
+            stun = f"{cfg.turn.host}:{cfg.turn.port}" if cfg.turn.host else ""
+            if ":" in cfg.turn.host:
+                stun = f"[{cfg.turn.host}]:{cfg.turn.port}"
+            self.bridge = Bridge(cfg.bridge, cfg.bridge.websocket_base, stun=stun)
             await self.bridge.start()
         if cfg.http.enabled:
             self.app = web.Application(client_max_size=cfg.limits.stanza_size + 1024)
@@ -150,8 +153,8 @@ class Stack:
         if srv is not None and srv.component_address:
             lines.append("XMPP components (XEP-0114): %s:%d" % tuple(srv.component_address))
         if self.bridge is not None:
-            lines.append(f"Media bridge {self.bridge.id}: ICE on {self.cfg.bridge.media_address}, "
-                         f"joined jvbbrewery@internal.auth.{self.cfg.server.domain}")
+            lines.append(f"Media bridge {self.bridge.id}: ICE on {self.cfg.bridge.media_address}"
+                         f"{self._public_note()}, joined jvbbrewery@internal.auth.{self.cfg.server.domain}")
         if self.focus is not None:
             lines.append(f"Focus: {self.focus.jid}, conference requests to {self.focus.service}")
         muc = next((p for p in srv.plugins if p.name == "muc"), None) if srv is not None else None
@@ -169,6 +172,17 @@ class Stack:
             what = "/colibri/stats, /metrics, " if self.bridge is not None else ""
             lines.append(f"Admin HTTP (keep private): http://{host}:{port}/ ({what}/xmpp/stats)")
         return lines
+
+    def _public_note(self) -> str:
+        b = self.bridge
+        assert b is not None
+        if self.cfg.bridge.public_address:
+            return f" (public address {b.public_address}, configured)"
+        if b.public_address:
+            return f" (public address {b.public_address}, by STUN from {b.stun_server})"
+        if b.stun_server:
+            return f" (no public address by STUN from {b.stun_server})"
+        return ""
 
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -264,6 +264,10 @@ MISTAKES = [
      """, 3, "bridge.public_address", ["'meet.example.org' is not an IP address"], id="public-address"),
     pytest.param("""
         [bridge]
+        stun = "stun.example.org:x"
+     """, 2, "bridge.stun", ["'stun.example.org:x' is not host:port"], id="bridge-stun"),
+    pytest.param("""
+        [bridge]
         port_min = 20000
         port_max = 10000
      """, 2, "bridge.port_min", ["20000..10000 is not a port range", "port_min <= port_max"], id="media-ports"),
