@@ -97,6 +97,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import run_checks
+
+    cfg = _load(args.config)
+    logging.basicConfig(level=logging.ERROR)  # the lines say it all; aioice's retries would only add noise
+    results = asyncio.run(run_checks(cfg))
+    for r in results:
+        print(r.line(), flush=True)
+    failed = sum(r.status == "FAIL" for r in results)
+    print(f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed")
+    return 1 if failed else 0
+
+
 def cmd_turn_config(args: argparse.Namespace) -> int:
     from .turn import coturn_config
 
@@ -333,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+    chk = sub.add_parser("check", help="check ports, certificate, TURN and the bridge's address (exit 1 on a failure)")
+    chk.add_argument("--config", required=True, help="TOML config file")
+    chk.set_defaults(func=cmd_check)
     turn = sub.add_parser("turn-config", help="print the coturn configuration matching [turn] of a config")
     turn.add_argument("--config", required=True, help="TOML config file with [turn] host and secret")
     turn.set_defaults(func=cmd_turn_config)
