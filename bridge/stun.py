@@ -34,11 +34,12 @@ async def mapped_address(server: tuple[str, int], local_address: str, timeout: f
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ipaddress.ip_address(local_address).version == 6 else socket.AF_INET
     try:
-        infos = await loop.getaddrinfo(server[0], server[1], family=family, type=socket.SOCK_DGRAM)
+        infos = await asyncio.wait_for(loop.getaddrinfo(server[0], server[1], family=family,
+                                                        type=socket.SOCK_DGRAM), timeout)
         transport, proto = await loop.create_datagram_endpoint(
             _Client, local_addr=(local_address, 0), remote_addr=infos[0][4])
-    except OSError as exc:
-        log.warning("STUN %s:%d from %s: %s", server[0], server[1], local_address, exc)
+    except (OSError, asyncio.TimeoutError) as exc:
+        log.warning("STUN %s:%d from %s: %s", server[0], server[1], local_address, exc or "no address in time")
         return None
     try:
         request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)

@@ -204,6 +204,17 @@ async def test_bridge_behind_nat_learns_the_nat_address(nat_network, tmp_path, c
         assert f"ICE on {BRIDGE_HOST} (public address {NAT_PUBLIC}, by STUN from {PUBLIC_TURN}:3478)" in line, line
         log = (tmp_path / "stack.log").read_text(errors="replace")
         assert f"public address {NAT_PUBLIC} (by STUN from {PUBLIC_TURN}:3478)" in log, log[-3000:]
+        # the operator's check, run on the bridge host, sees the same address (and TURN through the NAT)
+        check = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", host_ns, sys.executable, "-m", "jitsi_py", "check", "--config", str(conf),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(check.communicate(), 60)
+        lines = out.decode().splitlines()
+        assert f"OK   Participants send media to {NAT_PUBLIC} (by STUN from {PUBLIC_TURN}:3478; forward UDP " \
+               f"10000-20000 to {BRIDGE_HOST}) and {BRIDGE_HOST}" in lines, (lines, err.decode()[-2000:])
+        if source == "turn":
+            assert any(line.startswith(f"OK   TURN turn:{PUBLIC_TURN}:3478 over UDP accepts our credentials")
+                       for line in lines), lines
     finally:
         if proc is not None:
             proc.terminate()
