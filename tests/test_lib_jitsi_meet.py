@@ -67,11 +67,12 @@ PAGE = """<!doctype html>
             source: track.getSourceName ? track.getSourceName() : null};
   }
 
-  ljm.join = (room, serviceUrl, nick) => new Promise((resolve, reject) => {
+  // rewriting: false makes it a client of the library's older contract (no ssrc-rewriting-1)
+  ljm.join = (room, serviceUrl, nick, rewriting = true) => new Promise((resolve, reject) => {
     const options = {
       hosts: {domain: 'localhost', muc: 'conference.localhost', focus: 'focus.localhost'},
       serviceUrl, focusUserJid: 'focus@auth.localhost',
-      flags: {ssrcRewritingEnabled: true},  // the connection's options carry the feature flags
+      flags: {ssrcRewritingEnabled: rewriting},  // the connection's options carry the feature flags
     };
     const connection = ljm.connection = new JM.JitsiConnection(null, null, options);
     connection.addEventListener(E.connection.CONNECTION_FAILED, (e) => reject(new Error('connection failed: ' + e)));
@@ -99,7 +100,10 @@ PAGE = """<!doctype html>
           if (r) { track.detach(r.el); r.el.remove(); delete ljm.remote[track.getId()]; }
           ljm.events.push(['removed', describe(track)]);
         });
-        conf.on(E.conference.CONFERENCE_FAILED, (e) => reject(new Error('conference failed: ' + e)));
+        conf.on(E.conference.CONFERENCE_FAILED, (...args) => {
+          ljm.events.push(['failed', args.map(String)]);
+          reject(new Error('conference failed: ' + args.join(' ')));
+        });
         conf.on(E.conference.CONFERENCE_JOINED, () => resolve(conf.myUserId()));
         if (nick) conf.setDisplayName(nick);
         const tracks = ljm.local = await JM.createLocalTracks({devices: ['audio', 'video']});
@@ -318,3 +322,27 @@ async def test_page_and_our_web_client(stack, browser):
         " && track.getType() === 'audio' && track.isMuted())", arg=web_nick, timeout=10_000)
     assert ea
     assert a.errors == [] and web.errors == []  # type: ignore[attr-defined]
+
+
+async def test_page_without_ssrc_rewriting_gets_a_clear_error(stack, browser):
+    """A library page in its older mode (no `ssrc-rewriting-1` in its caps) would bind remote
+    tracks to SSRCs our bridge never sends it: instead of black tiles, its conference fails with
+    the focus's reason, and it gets no media session."""
+    from jicofo_py.conference import UNSUPPORTED_CLIENT
+    a, b = await open_page(browser, stack), await open_page(browser, stack)
+    ea = await join(a, stack, "ljmold", "Ann")
+    host, port = stack.http_address
+    with pytest.raises(Exception) as failed:
+        await asyncio.wait_for(b.evaluate("([r, u, n]) => window.ljm.join(r, u, n, false)",
+                                          [room := "ljmold", f"ws://{host}:{port}/xmpp-websocket", "Old"]), 20)
+    assert "conference.reservationError" in str(failed.value) and "needs SSRC rewriting" in str(failed.value)
+    events = await b.evaluate("window.ljm.events")
+    assert ["failed", ["conference.reservationError", "400", UNSUPPORTED_CLIENT]] in events
+    assert await b.evaluate("!window.ljm.conference.jvbJingleSession")
+    # it never got into the room (nobody sees a tile of it), and the bridge holds nothing of it
+    room_jid = f"{room}@conference.localhost"
+    assert set(stack.focus.conferences[room_jid].participants) == {ea}
+    assert all(set(c.endpoints) <= {ea} for c in stack.bridge.conferences.values())
+    assert await a.evaluate("Object.keys(window.ljm.remote).length") == 0
+    assert a.errors == []  # type: ignore[attr-defined]
+    assert room
