@@ -346,3 +346,31 @@ async def test_page_without_ssrc_rewriting_gets_a_clear_error(stack, browser):
     assert await a.evaluate("Object.keys(window.ljm.remote).length") == 0
     assert a.errors == []  # type: ignore[attr-defined]
     assert room
+
+
+async def test_page_reads_python_participants_source_info(stack, browser):
+    """The Python participant tells its mute state and video type per source in `<SourceInfo>`,
+    where the library reads them: with no microphone, its audio source shows muted, its camera
+    unmuted and of type camera (and the camera is seen)."""
+    from jitsi_py.participant import Participant, TestPatternTrack
+    a = await open_page(browser, stack)
+    ea = await join(a, stack, "ljmpyinfo", "Ann")
+    host, port = stack.server.c2s_address
+    py = Participant(host, port, "ljmpyinfo", cafile=str(stack.cert_path), nick="pybot", display_name="Py Bot",
+                     audio=None, video=TestPatternTrack())
+    await py.join()
+    try:
+        info = "([o, s]) => window.ljm.conference._signalingLayer.getPeerSourceInfo(o, s)"
+        await a.wait_for_function(f"(args) => ({info})(args) && ({info})(args).muted === true",
+                                  arg=["pybot", "pybot-a0"], timeout=10_000)
+        await a.wait_for_function(f"(args) => ({info})(args) && ({info})(args).muted === false",
+                                  arg=["pybot", "pybot-v0"], timeout=10_000)
+        assert (await a.evaluate(info, ["pybot", "pybot-v0"]))["videoType"] == "camera"
+        await a.wait_for_function(
+            "() => Object.values(window.ljm.remote).some(({el, track}) => track.getParticipantId() === 'pybot'"
+            " && track.getType() === 'video' && !track.isMuted() && track.getVideoType() === 'camera'"
+            " && el.getVideoPlaybackQuality().totalVideoFrames > 5 && el.videoWidth > 0)", timeout=20_000)
+        await py.wait_frames(ea, "video", timeout=20)
+    finally:
+        await py.leave()
+    assert a.errors == []  # type: ignore[attr-defined]
