@@ -54,6 +54,21 @@ MAX_SOURCES = 64
 SOURCE_SIGNALING_DELAYS = ((100, 1.0), (50, 0.5), (20, 0.25))
 
 
+# What a client is told when it supports neither contract (issue 14): shown by lib-jitsi-meet as
+# its conference's failure reason
+UNSUPPORTED_CLIENT = ("This server needs SSRC rewriting (http://jitsi.org/ssrc-rewriting-1): enable "
+                      "flags.ssrcRewritingEnabled in the client, or use a client that supports it")
+
+
+def supports_neither_contract(features: frozenset[str] | None) -> bool:
+    """A client that says it does Jingle RTP but not SSRC rewriting: a Jitsi client in its older
+    mode binds each remote track to the sender's own SSRC, which our bridge never sends it (it
+    would show black tiles). Our own clients tell no features (they take slots); a client that
+    tells none of RTP is left to the text-only rules."""
+    return (features is not None and ns.JINGLE_RTP in features
+            and ns.JITSI_SSRC_REWRITING not in features)
+
+
 def source_signaling_delay(participants: int) -> float:
     for threshold, delay in SOURCE_SIGNALING_DELAYS:
         if participants >= threshold:
@@ -66,7 +81,7 @@ class Participant:
     nick: str
     real_jid: str
     sid: str = ""
-    state: str = "new"  # new | inviting | pending (offer sent) | active | ended
+    state: str = "new"  # new | inviting | pending (offer sent) | active | ended | refused
     sources: list[Source] = field(default_factory=list)
     groups: list[SourceGroup] = field(default_factory=list)
     endpoint: bool = False  # allocated on its bridge
@@ -162,9 +177,20 @@ class Conference:
         if self.participants.get(p.nick) is not p:
             return
         p.features = features
+        if self._refuse_unsupported(p):
+            return
         log.info("%s: %s %s", self.room, p.nick, "takes SSRC rewriting (source maps)" if p.ssrc_rewriting
                  else "takes slots in its offer")
         await self.invite_pending()
+
+    def _refuse_unsupported(self, p: Participant) -> bool:
+        """A client of neither contract gets no media session (never black tiles): it stays in
+        the room for chat. Jitsi clients already learnt why from their conference request."""
+        if not supports_neither_contract(p.features):
+            return False
+        p.state = "refused"
+        log.warning("%s: %s supports neither SSRC rewriting nor slots; no media session", self.room, p.nick)
+        return True
 
     def left(self, nick: str) -> None:
         p = self.participants.pop(nick, None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import xml.etree.ElementTree as ET
 from typing import Any, Coroutine
 
@@ -36,7 +37,7 @@ from jitsi_base.rate import TokenBucket
 from xmpp_wire.stanza import Stanza, make_error, make_result
 
 from .bridge_selector import BridgeSelector
-from .conference import Conference
+from .conference import UNSUPPORTED_CLIENT, Conference, supports_neither_contract
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Focus:
         self.conferences: dict[str, Conference] = {}
         self._tasks: set[asyncio.Task] = set()
         self.component: ComponentConnection | None = None
+        # IQs focus.<domain> itself sent (id -> (who was asked, its answer)); see _ask_as_service
+        self._service_iqs: dict[str, tuple[str, asyncio.Future]] = {}
         c = self.client = slixmpp.ClientXMPP(f"{self.jid}/focus", password)
         configure_tls(c, cafile, starttls)  # no TLS only on loopback: see the callers
         for plugin in ("xep_0030", "xep_0045", "xep_0199"):
@@ -178,6 +181,9 @@ class Focus:
     # ---- the focus service (component side) ----------------------------------------------------
     def receive(self, stanza: Stanza) -> None:
         """Stanzas to focus.<domain>: the conference IQ, disco, ping."""
+        if stanza.name == "iq" and stanza.type in ("result", "error"):
+            self._service_answer(stanza)
+            return
         if stanza.name != "iq" or stanza.type not in ("get", "set"):
             return
         payload = stanza.payload()
@@ -218,6 +224,7 @@ class Focus:
     async def _conference_iq(self, stanza: Stanza, payload: etree._Element) -> None:
         try:
             req = focus_iq.parse_request(payload, self.muc_domain)
+            await self._refuse_unsupported_client(stanza.from_, req)
             conf = self.conferences.get(req.room)
             if self._is_guest(stanza.from_) and (conf is None or req.room not in self._hosted):
                 # Jicofo's answer to a guest for a room nobody may open: lib-jitsi-meet shows
@@ -247,6 +254,48 @@ class Focus:
             return
         self._reply(make_result(stanza, focus_iq.response_element(
             req.room, self.jid, properties={"authentication": "true" if self.authentication else "false"})))
+
+    async def _refuse_unsupported_client(self, who: object | None, req: focus_iq.ConferenceRequest) -> None:
+        """lib-jitsi-meet (its request carries `visitors-version`) is asked for its features
+        before it joins: without SSRC rewriting it would only see black tiles, so it gets
+        Jicofo's reservation error, which it reports as CONFERENCE_FAILED with our text. Our
+        own clients send no such property and are never asked (they answer no disco)."""
+        if who is None or "visitors-version" not in req.properties:
+            return
+        features = await self._service_features(str(who))
+        if supports_neither_contract(features):
+            log.info("conference request from %s refused: its client has no SSRC rewriting", who)
+            raise StanzaError("service-unavailable", UNSUPPORTED_CLIENT, app_condition=etree.Element(
+                "{%s}reservation-error" % focus_iq.NS, {"error-code": "400"}, nsmap={None: focus_iq.NS}))
+
+    async def _service_features(self, who: str) -> frozenset[str]:
+        """A client's disco#info, asked by focus.<domain>: a client's answer to the focus's own
+        account would not get through (internal accounts take no stanzas from clients)."""
+        iq = etree.Element("iq", type="get", id=secrets.token_hex(8), to=who, nsmap=None)
+        iq.set("from", self.service)
+        etree.SubElement(iq, ns.q(ns.DISCO_INFO, "query"), nsmap={None: ns.DISCO_INFO})
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._service_iqs[iq.get("id")] = (who, answer)
+        try:
+            self._reply(iq)
+            result = await asyncio.wait_for(answer, FEATURES_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.info("%s did not tell its features", who)
+            return frozenset()
+        finally:
+            self._service_iqs.pop(iq.get("id"), None)
+        found = result.find(ns.q(ns.DISCO_INFO, "query")) if result.get("type") == "result" else None
+        if found is None:
+            return frozenset()
+        features = list(found.iterfind(ns.q(ns.DISCO_INFO, "feature")))[:MAX_FEATURES]
+        return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
+
+    def _service_answer(self, stanza: Stanza) -> None:
+        """An answer to one of _service_features' questions, believed only from the one asked."""
+        asked = self._service_iqs.get(stanza.id or "")
+        if asked is None or stanza.from_ is None or stanza.from_.full != asked[0] or asked[1].done():
+            return
+        asked[1].set_result(stanza.el)
 
     def _joined_rooms(self) -> set[str]:
         return {str(r) for r in self.client.plugin["xep_0045"].get_joined_rooms()}

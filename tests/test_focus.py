@@ -166,6 +166,42 @@ async def test_conference_iq_errors(stack, clients):
         assert exc.value.condition == condition
 
 
+async def test_client_of_neither_contract_gets_an_error_and_no_session(stack, clients):
+    """A client that tells Jingle RTP but not SSRC rewriting (lib-jitsi-meet in its older mode)
+    would show black tiles: its conference request is refused with a reason, and if it joins the
+    room anyway it gets no offer while a client that tells no features gets one."""
+    room = f"oldmode@{ROOMS}"
+    old, ours = await guest(stack, clients), await guest(stack, clients)
+    old.c.register_plugin("xep_0030")
+    for feature in ("urn:xmpp:jingle:1", "urn:xmpp:jingle:apps:rtp:1", "http://jitsi.org/source-name"):
+        old.c.plugin["xep_0030"].add_feature(feature)
+    # its conference request (lib-jitsi-meet's carries visitors-version): Jicofo's reservation error
+    iq = old.c.make_iq_set(ito="focus.localhost")
+    iq.xml.append(ET.fromstring(etree.tostring(focus_iq.request_element(
+        focus_iq.ConferenceRequest(room, properties={"visitors-version": "1"})))))
+    with pytest.raises(IqError) as exc:
+        await iq.send(timeout=10)
+    assert "needs SSRC rewriting" in exc.value.text
+    assert exc.value.iq.xml.find("{jabber:client}error/{http://jitsi.org/protocol/focus}reservation-error") is not None
+    assert room not in stack.focus.conferences
+    # our kind of client (no such property, no features) is served as before
+    assert (await conference(ours, room)).get("ready") == "true"
+    # the old client joins the room anyway, with caps: it is asked for its features and refused
+    pres = old.c.make_presence(pto=f"{room}/old")
+    ET.SubElement(pres.xml, "{http://jabber.org/protocol/muc}x")
+    ET.SubElement(pres.xml, "{http://jabber.org/protocol/caps}c", hash="sha-1", node="", ver="")
+    pres.send()
+    conf = stack.focus.conferences[room]
+    await until(lambda: "old" in conf.participants and conf.participants["old"].state == "refused", 10,
+                "the focus to refuse the old client")
+    await ours.c.plugin["xep_0045"].join_muc_wait(JID(room), "ours", timeout=10)
+    frm, offer = await ours.next("session-initiate")
+    assert frm == JID(f"{room}/focus") and offer.contents
+    assert old.jingle.empty() and conf.participants["old"].state == "refused"
+    meeting = stack.bridge.conferences[conf.meeting_id]
+    assert set(meeting.endpoints) == {"ours"}
+
+
 async def test_moderation_first_participant_owns_mutes_and_start_muted(tmp_path, clients):
     s = Stack(make_config(server__data_dir=str(tmp_path / "data"), focus__start_audio_muted=1))
     await s.start()

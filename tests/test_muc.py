@@ -337,6 +337,16 @@ async def test_disco_service_and_room(muc):
     assert ROOMS in {i[0] for i in items["disco_items"]["items"]}
     info = await disco.get_info(jid="localhost", timeout=5)
     assert ("component", "lobbyrooms", None, "lobby.localhost") in info["disco_info"]["identities"]
+    # ... which asks the lobby service for its features at the node named by that identity's type
+    info = await disco.get_info(jid="lobby.localhost", node="lobbyrooms", timeout=5)
+    assert info["disco_info"]["node"] == "lobbyrooms"
+    assert "http://jabber.org/protocol/muc" in info["disco_info"]["features"]
+    with pytest.raises(IqError) as exc:
+        await disco.get_info(jid="lobby.localhost", node="nosuchnode", timeout=5)
+    assert exc.value.condition == "item-not-found"
+    with pytest.raises(IqError) as exc:  # the rooms' service has no such node
+        await disco.get_info(jid=ROOMS, node="lobbyrooms", timeout=5)
+    assert exc.value.condition == "item-not-found"
 
 
 async def test_iqs_between_occupants_both_ways_and_self_ping(muc):

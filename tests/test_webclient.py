@@ -230,8 +230,13 @@ async def test_routes_and_config(stack):
             assert r.status == 200
         async with http.get(f"{base}/http-bind") as r:
             assert 'id="prejoin"' not in await r.text()
+        # a plain GET on the WebSocket path is lib-jitsi-meet's keep-alive: 200 with a short text;
+        # a broken upgrade is still refused
         async with http.get(f"{base}/xmpp-websocket") as r:
+            assert r.status == 200 and "XMPP WebSocket" in await r.text()
             assert 'id="prejoin"' not in await r.text()
+        async with http.get(f"{base}/xmpp-websocket", headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
+            assert r.status == 400
 
 
 async def test_two_browsers_meet(stack, browser):

@@ -157,6 +157,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("xmpp",), max_msg_size=server.cfg.limits.stanza_size,
                                heartbeat=55.0)
     if not ws.can_prepare(request).ok:
+        if request.method in ("GET", "HEAD") and "Upgrade" not in request.headers:
+            # lib-jitsi-meet's keep-alive: a plain fetch of its WebSocket URL, which must succeed
+            return web.Response(status=200, text="This is an XMPP WebSocket endpoint (RFC 7395)\n")
         return web.Response(status=400, text="This is an XMPP WebSocket endpoint (RFC 7395)\n")
     peer_ip = request.remote or ""
     try:

@@ -7,6 +7,7 @@ takes any Jingle; and the room's list of occupants is what a reconnect reconcile
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import xml.etree.ElementTree as ET
@@ -56,6 +57,11 @@ class Room(ParticipantCore):
             for tag, namespace, track in (("audiomuted", ns.JITSI_AUDIO_MUTED, self.audio),
                                           ("videomuted", ns.JITSI_VIDEO_MUTED, self.video)):
                 ET.SubElement(pres.xml, "{%s}%s" % (namespace, tag)).text = "true" if track is None else "false"
+            # the same state per source, where Jitsi clients read mute state and video type (our
+            # sources are named as theirs: `<nick>-a0`, `<nick>-v0`)
+            ET.SubElement(pres.xml, "{%s}SourceInfo" % ns.CLIENT).text = json.dumps({
+                f"{self.nick}-a0": {"muted": self.audio is None},
+                f"{self.nick}-v0": {"muted": self.video is None, "videoType": "camera"}})
             if self.display_name:
                 ET.SubElement(pres.xml, "{%s}nick" % ns.NICK).text = self.display_name
         return pres

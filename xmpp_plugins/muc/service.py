@@ -67,12 +67,16 @@ class MucService:
         # mode "token" inside our server: the verified claims of a session (None: no token)
         self.token_of = token_of
         self.rooms: dict[str, Room] = {}
+        # the one disco#info node the service answers besides none (lib-jitsi-meet asks the lobby
+        # service for its features at node `lobbyrooms`, the type of the identity it found it by)
+        self.disco_node = ""
         self.lobby: MucService | None = None
         if lobby_domain:
             self.lobby = MucService(lobby_domain, send, admins=admins, create_rooms="admins",
                                     history_size=0, is_guest=is_guest, name="Lobby rooms",
                                     reserved_nicks=reserved_nicks, guests_wait_for_host=guests_wait_for_host,
                                     token_of=token_of)
+            self.lobby.disco_node = "lobbyrooms"
 
     # ---- plumbing ------------------------------------------------------------------------------
     def send(self, el: etree._Element) -> None:
@@ -261,9 +265,12 @@ class MucService:
         payload = stanza.payload()
         tag = payload.tag if payload is not None else None
         if tag == ns.q(ns.DISCO_INFO, "query") and stanza.type == "get":
-            if payload.get("node"):
+            node = payload.get("node")
+            if node and node != self.disco_node:
                 raise StanzaError("item-not-found")
             out = etree.Element(ns.q(ns.DISCO_INFO, "query"), nsmap={None: ns.DISCO_INFO})
+            if node:
+                out.set("node", node)
             etree.SubElement(out, ns.q(ns.DISCO_INFO, "identity"), category="conference", type="text", name=self.name)
             for var in (ns.MUC, ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.STANZA_ID):
                 etree.SubElement(out, ns.q(ns.DISCO_INFO, "feature"), var=var)
