@@ -66,6 +66,11 @@ async def guest(stack: Stack, clients) -> Probe:
     clients.all.append(c)
     c.connect(*stack.server.c2s_address)
     await asyncio.wait_for(started, 10)
+    # its presence has caps (slixmpp's MUC plugin brings them): it must name Jingle RTP among
+    # its features, or the focus takes it for a text-only client and offers it no call
+    for feature in (jingle.NS, "urn:xmpp:jingle:apps:rtp:1"):
+        c.plugin["xep_0030"].add_feature(feature)
+    await c.plugin["xep_0115"].update_caps(broadcast=False)
     return Probe(c)
 
 
