@@ -272,6 +272,15 @@ async def test_two_browsers_meet(stack, browser):
         client.send_message(mto=f"{room.lower()}@conference.localhost", mbody="hi from XMPP", mtype="groupchat")
         await alice.wait_for_selector('#chat-log .msg-text:text-is("hi from XMPP")', timeout=10_000)
         assert await bob.text_content("#unread") in ("1", "2")  # unread badge while Bob's chat is closed
+        # the XMPP client takes no calls: listed as chat-only, no video tile, no offer from the focus
+        await alice.wait_for_selector('#people-list li[data-nick="observer"] .person-ind:text-is("chat only")',
+                                      state="attached", timeout=10_000)
+        assert await alice.locator('.tile[data-nick="observer"]').count() == 0
+        assert await alice.locator(".tile").count() == 2
+        from conftest import until
+        focus_conf = stack.focus.conferences[f"{room.lower()}@conference.localhost"]
+        await until(lambda: focus_conf.participants["observer"].chat_only, 10, "the focus to see a text client")
+        assert not focus_conf.participants["observer"].sid  # never offered a session
         await shot(alice, "2-chat")
     finally:
         client.disconnect()

@@ -103,7 +103,7 @@ export class Conference extends EventTarget {
     this.audioMuted = false;
     this.videoMuted = false;
     this.videoType = 'camera';
-    this.participants = new Map(); // nick -> {nick, name, audioMuted, videoMuted, videoType, role, jid}
+    this.participants = new Map(); // nick -> {nick, name, audioMuted, videoMuted, videoType, role, jid, chatOnly}
     this.localTracks = { audio: null, video: null };
     this.localStream = new MediaStream();
     this.xmpp = null;
@@ -612,7 +612,8 @@ export class Conference extends EventTarget {
     if (this._staleNicks) this._staleNicks.delete(nick);
     let p = this.participants.get(nick);
     if (!p) {
-      p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid };
+      p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid,
+        chatOnly: false };
       this.participants.set(nick, p);
     }
     p.name = (childText(pres, NS.NICK, 'nick') || '').trim() || p.name
@@ -623,7 +624,11 @@ export class Conference extends EventTarget {
     if (vm !== null) p.videoMuted = vm.trim() === 'true';
     const vt = childText(pres, null, 'videoType');
     if (vt) p.videoType = vt.trim();
-    readSourceInfo(p, childText(pres, null, 'SourceInfo'));
+    const sourceInfo = childText(pres, null, 'SourceInfo');
+    readSourceInfo(p, sourceInfo);
+    // a client that takes calls (ours, the Python participant, Jitsi's) says how its mic and
+    // camera are; a presence with none of that is a text-only XMPP client: chat, no tile
+    p.chatOnly = am === null && vm === null && !vt && sourceInfo === null;
     if (item) p.role = item.getAttribute('role') || '';
     this.emit('participant', { participant: p });
   }
