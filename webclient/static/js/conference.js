@@ -22,6 +22,7 @@
 //   knockers {list}               (owners) people waiting in the lobby: [{nick, name, jid}]
 
 import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
+import { nickFor } from './names.js';
 import { XmppClient, XmppError } from './xmpp.js';
 import { fetchIceServers } from './ice.js';
 import { parseJingle, buildOffer, parseAnswer, acceptContents, offerSimulcastReceive, withSimulcastSources,
@@ -96,8 +97,9 @@ export class Conference extends EventTarget {
     this._wakeWait = null;
     this.roomName = room;
     this.roomJid = `${room.toLowerCase()}@${config.mucDomain}`;
-    this.nick = randomHex(8);
     this.name = name;
+    this._nickTry = 1;
+    this.nick = nickFor(name);
     this.password = password;
     this.preferBosh = preferBosh;
     this.audioMuted = false;
@@ -319,7 +321,9 @@ export class Conference extends EventTarget {
       // we were waiting in the lobby: knock again (the room answers with the lobby's address)
       this._lobbyRoom = null;
     }
-    this.nick = randomHex(8);
+    // the name again as nick: our old occupant may still hold it, and then "conflict" moves on
+    this._nickTry = 1;
+    this.nick = nickFor(this.name);
     this.videoWanted = true;
     this._rejoinPending = true;
     const joined = await this._joinRoom();
@@ -491,7 +495,8 @@ export class Conference extends EventTarget {
         this._end('banned', err.text || 'You are not allowed in this room.'); // e.g. a token for another room
         break;
       case 'conflict':
-        this.nick = randomHex(8);
+        this._nickTry += 1;
+        this.nick = nickFor(this.name, this._nickTry);
         this._joinRoom(w ? w.finish : null);
         break;
       case 'item-not-found':
