@@ -381,6 +381,12 @@ async def test_same_display_name_twice(stack, browser):
         await second.press("#chat-input", "Enter")
         assert await next_body(bodies, "the second Ada") == "Ada Lovelace (2)"
         await shot(first, "2b-same-name")
+        # the XMPP client is in People as chat only, with no tile
+        await first.click("#btn-people")
+        await first.wait_for_selector('#people-list li[data-nick="observer"] .person-ind:text-is("chat only")',
+                                      timeout=10_000)
+        assert await first.locator(".tile").count() == 2
+        await shot(first, "2c-chat-only-in-people")
     finally:
         client.disconnect()
     assert first.errors == [] and second.errors == []  # type: ignore[attr-defined]
