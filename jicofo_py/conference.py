@@ -400,7 +400,7 @@ class Conference:
     def media_participants(self) -> list[Participant]:
         """Those the conference offers media: chat-only occupants neither count towards
         min_participants nor get a session."""
-        return [p for p in self.participants.values() if not p.chat_only and p.state != "refused"]
+        return [p for p in self.participants.values() if not p.chat_only]
 
     async def _declined(self, p: Participant, exc: StanzaError) -> None:
         """An offer answered with an error (feature-not-implemented, service-unavailable, ...)
