@@ -69,6 +69,12 @@ def supports_neither_contract(features: frozenset[str] | None) -> bool:
             and ns.JITSI_SSRC_REWRITING not in features)
 
 
+def takes_jingle_rtp(features: frozenset[str]) -> bool:
+    """Whether a client with these disco features takes a call. Nothing known (no caps, or no
+    answer to disco#info) counts as yes: such a client gets one offer, and a refusal decides."""
+    return not features or {ns.JINGLE, ns.JINGLE_RTP} <= features
+
+
 def source_signaling_delay(participants: int) -> float:
     for threshold, delay in SOURCE_SIGNALING_DELAYS:
         if participants >= threshold:
@@ -91,6 +97,9 @@ class Participant:
     index: int = 0  # 1 for the first to join
     # what its client supports (disco#info); None while we ask (it is invited once we know)
     features: frozenset[str] | None = frozenset()
+    # takes no media: its client's features lack Jingle RTP, or it refused or never answered
+    # an offer; it stays in the room for chat but is never offered a session again
+    chat_only: bool = False
 
     @property
     def ssrc_rewriting(self) -> bool:
@@ -177,6 +186,10 @@ class Conference:
         if self.participants.get(p.nick) is not p:
             return
         p.features = features
+        if not takes_jingle_rtp(features):
+            p.chat_only = True
+            log.info("%s: %s's client has no Jingle RTP: chat only, no media session", self.room, p.nick)
+            return
         if self._refuse_unsupported(p):
             return
         log.info("%s: %s %s", self.room, p.nick, "takes SSRC rewriting (source maps)" if p.ssrc_rewriting
@@ -232,9 +245,9 @@ class Conference:
     # ---- invitations -------------------------------------------------------------------------
     async def invite_pending(self) -> None:
         async with self._lock:
-            if len(self.participants) < self.focus.min_participants:
+            if len(self.media_participants()) < self.focus.min_participants:
                 return
-            for p in list(self.participants.values()):
+            for p in self.media_participants():
                 if p.state == "new" and p.features is not None and self.participants.get(p.nick) is p:
                     try:
                         await self._invite(p)
@@ -382,8 +395,22 @@ class Conference:
         try:
             await self.focus.send_jingle(self.owner_jid(p.nick), offer)
         except StanzaError as exc:
-            log.warning("%s: %s refused the offer: %s", self.room, p.nick, exc)
-            p.state = "ended"
+            await self._declined(p, exc)
+
+    def media_participants(self) -> list[Participant]:
+        """Those the conference offers media: chat-only occupants neither count towards
+        min_participants nor get a session."""
+        return [p for p in self.participants.values() if not p.chat_only]
+
+    async def _declined(self, p: Participant, exc: StanzaError) -> None:
+        """An offer answered with an error (feature-not-implemented, service-unavailable, ...)
+        or not at all: its client takes no calls. Offering again would only reserve another
+        bridge endpoint each time the bridge expires the silent one, so it stays chat-only and
+        its endpoint goes now."""
+        log.info("%s: %s refused the offer (%s): chat only from now on", self.room, p.nick, exc)
+        p.chat_only = True
+        p.state, p.sid = "ended", ""
+        await self._expire_endpoint(p)
 
     def _offer_contents(self, transport: IceTransport, slots: list[Source], exclude: str,
                         others: bool = True) -> list[Content]:
@@ -585,6 +612,7 @@ class Conference:
             await self._reinvite(who, "bridge moved")
 
     async def _reinvite(self, who: list[Participant], why: str) -> None:
+        who = [p for p in who if not p.chat_only]
         for p in who:
             if p.sid:
                 ja = JingleAction(action="session-terminate", sid=p.sid, initiator=self.occupant_focus,
@@ -640,7 +668,7 @@ class Conference:
     def endpoint_expired(self, nick: str, bridge: str) -> None:
         """The bridge expired a silent endpoint: give that participant a fresh session."""
         p = self.participants.get(nick)
-        if p is None or p.bridge != bridge:
+        if p is None or p.bridge != bridge or p.chat_only:
             return
 
         async def run() -> None:

@@ -61,6 +61,9 @@ async def guest(stack: Stack, clients) -> Probe:
     c.ssl_context = ssl.create_default_context(cafile=str(stack.cert_path))
     c.enable_direct_tls = False
     c.register_plugin("xep_0045")
+    # no caps in its presence, as our own clients: slixmpp's caps (which its MUC plugin brings)
+    # would name no Jingle RTP, and the focus would take it for a text-only client
+    c.plugin["xep_0115"].broadcast = False
     started = asyncio.get_running_loop().create_future()
     c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
     clients.all.append(c)

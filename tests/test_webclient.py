@@ -268,10 +268,21 @@ async def test_two_browsers_meet(stack, browser):
         await alice.press("#chat-input", "Enter")
         await bob.wait_for_selector('#chat-log .msg-text:text-is("hello from Alice")', state="attached", timeout=10_000)
         await alice.wait_for_selector('#chat-log .msg.self .msg-text:text-is("hello from Alice")', timeout=10_000)
-        assert await next_body(bodies, "hello from Alice") == await alice.evaluate("window.jitsiTest.conference.nick")
+        # XMPP users see the display name as the page's nick
+        assert await next_body(bodies, "hello from Alice") == "Alice Archer"
+        assert await alice.evaluate("window.jitsiTest.conference.nick") == "Alice Archer"
         client.send_message(mto=f"{room.lower()}@conference.localhost", mbody="hi from XMPP", mtype="groupchat")
         await alice.wait_for_selector('#chat-log .msg-text:text-is("hi from XMPP")', timeout=10_000)
         assert await bob.text_content("#unread") in ("1", "2")  # unread badge while Bob's chat is closed
+        # the XMPP client takes no calls: listed as chat-only, no video tile, no offer from the focus
+        await alice.wait_for_selector('#people-list li[data-nick="observer"] .person-ind:text-is("chat only")',
+                                      state="attached", timeout=10_000)
+        assert await alice.locator('.tile[data-nick="observer"]').count() == 0
+        assert await alice.locator(".tile").count() == 2
+        from conftest import until
+        focus_conf = stack.focus.conferences[f"{room.lower()}@conference.localhost"]
+        await until(lambda: focus_conf.participants["observer"].chat_only, 10, "the focus to see a text client")
+        assert not focus_conf.participants["observer"].sid  # never offered a session
         await shot(alice, "2-chat")
     finally:
         client.disconnect()
@@ -327,6 +338,58 @@ navigator.mediaDevices.getUserMedia = async () => {
   throw new DOMException('Permission denied', 'NotAllowedError');
 };
 """
+
+
+def test_nick_from_display_name():
+    """The page's MUC nick is its display name, tidied and made unique on the room's conflict."""
+    import json
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node")
+    script = ("import { nickFor } from './webclient/static/js/names.js';"
+              "console.log(JSON.stringify([nickFor('Ada'), nickFor('Ada', 2), nickFor('  Ada \\n Lovelace\\u0007 '),"
+              "nickFor('\\uFF21da'), nickFor('x'.repeat(100)), nickFor(''), nickFor('\\u200b '), nickFor('Ada', 21)]));")
+    out = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30,
+                         cwd=Path(__file__).resolve().parent.parent, check=True).stdout
+    plain, second, tidied, nfkc, long, empty, invisible, many = json.loads(out)
+    assert (plain, second, tidied, nfkc, long) == ("Ada", "Ada (2)", "Ada Lovelace", "Ada", "x" * 48)
+    for fallback in (empty, invisible, many):  # nothing usable, or taken too often: random as before
+        assert re.fullmatch(r"[0-9a-f]{8}", fallback), fallback
+
+
+async def test_same_display_name_twice(stack, browser):
+    """Two pages named alike: the second gets "(2)" as its nick, an XMPP client in the room sees
+    both names, and each page shows the other's tile with the display name."""
+    room = "Namesake"
+    muc = f"{room.lower()}@conference.localhost"
+    first = await open_room(browser, f"{base_url(stack)}/{room}", "Ada Lovelace")
+    await first.wait_for_function("() => window.jitsiTest.conference.joined", timeout=15_000)
+    second = await open_room(browser, f"{base_url(stack)}/{room}", "Ada Lovelace")
+    await in_conference(first)
+    await in_conference(second)
+    assert await first.evaluate("window.jitsiTest.conference.nick") == "Ada Lovelace"
+    assert await second.evaluate("window.jitsiTest.conference.nick") == "Ada Lovelace (2)"
+    await first.wait_for_selector('.tile:not(.local)[data-nick="Ada Lovelace (2)"][data-name="Ada Lovelace"]',
+                                  timeout=10_000)
+    client, bodies = await observer(stack, muc)
+    try:
+        assert set(client.plugin["xep_0045"].get_roster(muc)) >= {"Ada Lovelace", "Ada Lovelace (2)"}
+        await second.click("#btn-chat")
+        await second.fill("#chat-input", "the second Ada")
+        await second.press("#chat-input", "Enter")
+        assert await next_body(bodies, "the second Ada") == "Ada Lovelace (2)"
+        await shot(first, "2b-same-name")
+        # the XMPP client is in People as chat only, with no tile
+        await first.click("#btn-people")
+        await first.wait_for_selector('#people-list li[data-nick="observer"] .person-ind:text-is("chat only")',
+                                      timeout=10_000)
+        assert await first.locator(".tile").count() == 2
+        await shot(first, "2c-chat-only-in-people")
+    finally:
+        client.disconnect()
+    assert first.errors == [] and second.errors == []  # type: ignore[attr-defined]
 
 
 async def test_errors_are_explained(tmp_path, browser):
@@ -642,7 +705,9 @@ async def test_reconnects_after_connection_loss(stack, browser):
     await shot(bob, "14-reconnected")
     conf = await bob.evaluate("""() => { const c = window.jitsiTest.conference;
         return { nick: c.nick, name: c.name, audioMuted: c.audioMuted, sessions: c.sessions }; }""")
-    assert conf["nick"] != old_nick and conf["name"] == "Bob Baker" and conf["audioMuted"] is True
+    # the name again as nick, or "(2)" if the room still held the old session's occupant
+    assert old_nick == "Bob Baker" and conf["nick"] in ("Bob Baker", "Bob Baker (2)")
+    assert conf["name"] == "Bob Baker" and conf["audioMuted"] is True
     await bob.wait_for_function(f"() => window.jitsiTest.conference.sessions > {sessions}", timeout=10_000)
     # back in the call: each sees the other's video again, Alice sees Bob (once) still muted
     await wait_video(bob, "Alice Archer")

@@ -22,6 +22,7 @@
 //   knockers {list}               (owners) people waiting in the lobby: [{nick, name, jid}]
 
 import { NS, el, child, children, childText, bareJid, resourceOf, randomHex, stanzaError } from './xml.js';
+import { nickFor } from './names.js';
 import { XmppClient, XmppError } from './xmpp.js';
 import { fetchIceServers } from './ice.js';
 import { parseJingle, buildOffer, parseAnswer, acceptContents, offerSimulcastReceive, withSimulcastSources,
@@ -96,14 +97,15 @@ export class Conference extends EventTarget {
     this._wakeWait = null;
     this.roomName = room;
     this.roomJid = `${room.toLowerCase()}@${config.mucDomain}`;
-    this.nick = randomHex(8);
     this.name = name;
+    this._nickTry = 1;
+    this.nick = nickFor(name);
     this.password = password;
     this.preferBosh = preferBosh;
     this.audioMuted = false;
     this.videoMuted = false;
     this.videoType = 'camera';
-    this.participants = new Map(); // nick -> {nick, name, audioMuted, videoMuted, videoType, role, jid}
+    this.participants = new Map(); // nick -> {nick, name, audioMuted, videoMuted, videoType, role, jid, chatOnly}
     this.localTracks = { audio: null, video: null };
     this.localStream = new MediaStream();
     this.xmpp = null;
@@ -319,7 +321,9 @@ export class Conference extends EventTarget {
       // we were waiting in the lobby: knock again (the room answers with the lobby's address)
       this._lobbyRoom = null;
     }
-    this.nick = randomHex(8);
+    // the name again as nick: our old occupant may still hold it, and then "conflict" moves on
+    this._nickTry = 1;
+    this.nick = nickFor(this.name);
     this.videoWanted = true;
     this._rejoinPending = true;
     const joined = await this._joinRoom();
@@ -491,7 +495,8 @@ export class Conference extends EventTarget {
         this._end('banned', err.text || 'You are not allowed in this room.'); // e.g. a token for another room
         break;
       case 'conflict':
-        this.nick = randomHex(8);
+        this._nickTry += 1;
+        this.nick = nickFor(this.name, this._nickTry);
         this._joinRoom(w ? w.finish : null);
         break;
       case 'item-not-found':
@@ -612,7 +617,8 @@ export class Conference extends EventTarget {
     if (this._staleNicks) this._staleNicks.delete(nick);
     let p = this.participants.get(nick);
     if (!p) {
-      p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid };
+      p = { nick, name: '', audioMuted: false, videoMuted: false, videoType: 'camera', role: '', jid: realJid,
+        chatOnly: false };
       this.participants.set(nick, p);
     }
     p.name = (childText(pres, NS.NICK, 'nick') || '').trim() || p.name
@@ -623,7 +629,11 @@ export class Conference extends EventTarget {
     if (vm !== null) p.videoMuted = vm.trim() === 'true';
     const vt = childText(pres, null, 'videoType');
     if (vt) p.videoType = vt.trim();
-    readSourceInfo(p, childText(pres, null, 'SourceInfo'));
+    const sourceInfo = childText(pres, null, 'SourceInfo');
+    readSourceInfo(p, sourceInfo);
+    // a client that takes calls (ours, the Python participant, Jitsi's) says how its mic and
+    // camera are; a presence with none of that is a text-only XMPP client: chat, no tile
+    p.chatOnly = am === null && vm === null && !vt && sourceInfo === null;
     if (item) p.role = item.getAttribute('role') || '';
     this.emit('participant', { participant: p });
   }

@@ -9,7 +9,7 @@ export function createPeople(state, { layoutGrid }) {
   function moderatorActions(conf, p) {
     const actions = document.createElement('span');
     actions.className = 'person-actions';
-    if (!p.audioMuted) {
+    if (!p.audioMuted && !p.chatOnly) {
       const mute = document.createElement('button');
       mute.type = 'button';
       mute.className = 'mini';
@@ -48,7 +48,13 @@ export function createPeople(state, { layoutGrid }) {
       nm.textContent = p.self ? `${p.name} (you)` : p.name;
       const ind = document.createElement('span');
       ind.className = 'person-ind';
-      ind.innerHTML = (p.audioMuted ? icons.micOff : icons.mic) + (p.videoMuted ? icons.camOff : icons.cam);
+      if (p.chatOnly) {
+        ind.textContent = 'chat only';
+        ind.title = `${p.name} uses a text-only client: chat, no audio or video`;
+        li.classList.add('chat-only');
+      } else {
+        ind.innerHTML = (p.audioMuted ? icons.micOff : icons.mic) + (p.videoMuted ? icons.camOff : icons.cam);
+      }
       li.append(smallAvatar(p.name), nm, ind);
       if (!p.self && conf.isModerator) li.appendChild(moderatorActions(conf, p));
       list.appendChild(li);

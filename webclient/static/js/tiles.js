@@ -42,6 +42,10 @@ export function createTiles(state) {
     const key = local ? conf.nick : nick;
     const p = local ? null : conf.participants.get(nick);
     if (!local && !p) return;
+    if (!local && p.chatOnly) {
+      if (tileOf(nick)) removeTile(nick); // a text-only XMPP client: in the People list, not on the grid
+      return;
+    }
     let tile = local ? document.querySelector('.tile.local')
       : document.querySelector(`.tile:not(.local)[data-nick="${CSS.escape(key)}"]`);
     if (!tile) tile = makeTile(key, local);
