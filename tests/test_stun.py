@@ -20,6 +20,7 @@ from bridge.bridge import Bridge
 from bridge.config import BridgeSection
 from bridge.stun import mapped_address
 from bridge.transport import EndpointTransport
+from netns import remove_namespaces
 
 SECRET = "0123456789abcdef-test-secret"
 
@@ -155,20 +156,12 @@ def nat_network():
             "table ip nat {\n chain post {\n  type nat hook postrouting priority 100; policy accept;\n"
             f"  oifname \"so{tag}\" masquerade\n }}\n}}\n"))
     except (subprocess.CalledProcessError, OSError) as exc:
-        for ns_name in made:
-            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+        remove_namespaces(made)
         pytest.skip(f"cannot build the network namespaces here: {getattr(exc, 'stderr', '') or exc}")
     try:
         yield host, public
     finally:
-        for ns_name in made:
-            for pid in subprocess.run(["ip", "netns", "pids", ns_name], capture_output=True,
-                                      text=True).stdout.split():
-                try:
-                    os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+        remove_namespaces(made)
 
 
 @pytest.mark.parametrize("source", ["turn", "stun"])

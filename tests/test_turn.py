@@ -16,6 +16,7 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from conftest import RawClient, make_config
+from netns import remove_namespaces
 from jitsi_base import ns
 from xmpp_plugins.plugins.extdisco import turn_credentials
 
@@ -414,21 +415,13 @@ def company_network():
         subprocess.run(["ip", "netns", "exec", company, "nft", "-f", "-"], input=rules, check=True,
                        capture_output=True, text=True, timeout=20)
     except (subprocess.CalledProcessError, OSError) as exc:
-        for ns_name in made:
-            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+        remove_namespaces(made)
         detail = getattr(exc, "stderr", "") or exc
         pytest.skip(f"cannot build the network namespaces here: {detail}")
     try:
         yield server, company
     finally:
-        for ns_name in made:
-            for pid in subprocess.run(["ip", "netns", "pids", ns_name], capture_output=True,
-                                      text=True).stdout.split():
-                try:
-                    os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "del", ns_name], capture_output=True)
+        remove_namespaces(made)
 
 
 def certificate_for_ip(tmp_path, ip: str):
