@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_config
 from jitsi_py.stack import Stack
+from test_webclient import stack  # noqa: F401  (the fixture: the stack the web client's tests use)
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -146,19 +146,6 @@ PAGE = """<!doctype html>
 })();
 </script></body></html>
 """
-
-
-async def start_stack(tmp_path: Path, **overrides) -> Stack:
-    stack = Stack(make_config(server__data_dir=str(tmp_path / "data"), **overrides))
-    await stack.start()
-    return stack
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    s = await start_stack(tmp_path)
-    yield s
-    await s.stop()
 
 
 @pytest.fixture
