@@ -82,7 +82,9 @@ class MediaSession(ParticipantCore):
         state = pc.connectionState
         log.info("%s: media connection %s", self.nick, state)
         self._emit(Event("connection", self.nick, text=state))
-        if state == "failed" and self.sid and not self._left:
+        # "closed" while still ours: aiortc closes a connection whose ICE consent expired or whose
+        # DTLS the bridge ended (we close ours only after letting go of it, see _close_pc)
+        if state in ("failed", "closed") and self.sid and not self._left:
             # Jitsi clients report it this way; our focus answers with a fresh session
             self._spawn(self._send_jingle(JingleAction("session-info", self.sid, initiator=self.focus_occupant,
                                                        responder=self.occupant_jid, ice_state="failed"),
