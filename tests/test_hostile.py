@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import xml.etree.ElementTree as ET
-from typing import Any
 
 import pytest
 import slixmpp
@@ -18,7 +17,7 @@ from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
 
 from calls import participant, receives_from
-from conftest import make_config
+from conftest import make_config, until
 from jitsi_py.participant.client import Participant
 from jitsi_py.stack import Stack
 from jitsi_protocols import colibri2, focus_iq
@@ -235,10 +234,8 @@ async def test_conference_request_flood_is_refused_and_rooms_are_left(call, gues
     assert "timeout" not in outcomes
     assert outcomes.count("ready") <= 10 and outcomes.count("resource-constraint") >= 50
     # the rooms nobody joined are left again (empty_room_timeout is 1 s here)
-    async def rooms_left() -> None:
-        while any(r.startswith("flood") for r in stack.focus.conferences):
-            await asyncio.sleep(0.1)
-    await asyncio.wait_for(rooms_left(), 10)
+    await until(lambda: not any(r.startswith("flood") for r in stack.focus.conferences), 10,
+                "the focus to leave the rooms nobody joined")
     assert ROOM_JID in stack.focus.conferences
     await media_keeps_flowing(a, b)
 
@@ -388,9 +385,7 @@ async def test_half_open_connections_do_not_lock_out_the_call(call):
         for raw in held:
             raw.close()
     # once the half-open sockets are gone, a newcomer signs in
-    async def freed() -> None:
-        while stack.server.connections.unauthenticated.get("127.0.0.1", 0):
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(freed(), 5)
+    await until(lambda: not stack.server.connections.unauthenticated.get("127.0.0.1", 0), 5,
+                "the half-open connections' places to be freed")
     g = await Guest(stack).connect()
     await g.close()

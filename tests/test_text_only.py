@@ -76,13 +76,26 @@ async def text_only_call(stack: Stack, clients, room_name: str, caps: bool) -> i
         endpoints = stack.bridge.conferences[conf.meeting_id].endpoints
         await until(lambda: set(endpoints) == {"ann00001", "bob00002"}, 10,
                     "the bridge to hold only the two participants' endpoints")
-        # the bug re-offered every time the bridge expired the refused endpoint: no new offer
-        # comes within two of the bridge's expiry periods
+        # the bug re-offered every time the bridge expired the refused endpoint: await the
+        # bridge's expiry sweeps that would have expired one reserved now, then a round trip
+        # through the room to the focus (which would have sent the offer first), and count
         offers = text.offers.qsize()
-        for _ in range(offers):
-            text.offers.get_nowait()
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(text.offers.get(), 2 * ENDPOINT_TIMEOUT + 1)
+        reserved_by = asyncio.get_running_loop().time() + ENDPOINT_TIMEOUT
+        late_sweeps: list[float] = []
+        sweep = stack.bridge.expire_silent
+
+        def counted(*args, **kwargs):
+            if asyncio.get_running_loop().time() > reserved_by:
+                late_sweeps.append(asyncio.get_running_loop().time())
+            return sweep(*args, **kwargs)
+        stack.bridge.expire_silent = counted  # type: ignore[method-assign]
+        try:
+            await until(lambda: len(late_sweeps) >= 2, 2 * ENDPOINT_TIMEOUT + 5,
+                        "two bridge expiry sweeps past the endpoint timeout")
+        finally:
+            stack.bridge.expire_silent = sweep  # type: ignore[method-assign]
+        await text.c.plugin["xep_0030"].get_info(jid=f"{room}/focus", timeout=10)
+        assert text.offers.qsize() == offers
         assert set(endpoints) == {"ann00001", "bob00002"}
         assert conf.participants["terminal"].state != "pending" and not conf.participants["terminal"].endpoint
         await receives_from(a, b)  # the call goes on
