@@ -16,6 +16,7 @@ brewery that hosts that conference.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import xml.etree.ElementTree as ET
@@ -45,6 +46,16 @@ log = logging.getLogger(__name__)
 # many features we read of it
 FEATURES_TIMEOUT = 5.0
 MAX_FEATURES = 200
+
+
+def features_of(query: Any) -> frozenset[str]:
+    """The features a disco#info answer lists (an lxml or ElementTree `<query/>`, or None), read
+    at most MAX_FEATURES of them and none longer than 256 characters: a client decides how much
+    it sends, we decide how much we read."""
+    if query is None:
+        return frozenset()
+    features = itertools.islice(query.iterfind(ns.q(ns.DISCO_INFO, "feature")), MAX_FEATURES)
+    return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
 MUTE_NS = {"audio": ns.JITSI_AUDIO_MUTED, "video": ns.JITSI_VIDEO_MUTED}
 
 
@@ -284,11 +295,7 @@ class Focus:
             return frozenset()
         finally:
             self._service_iqs.pop(iq.get("id"), None)
-        found = result.find(ns.q(ns.DISCO_INFO, "query")) if result.get("type") == "result" else None
-        if found is None:
-            return frozenset()
-        features = list(found.iterfind(ns.q(ns.DISCO_INFO, "feature")))[:MAX_FEATURES]
-        return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
+        return features_of(result.find(ns.q(ns.DISCO_INFO, "query")) if result.get("type") == "result" else None)
 
     def _service_answer(self, stanza: Stanza) -> None:
         """An answer to one of _service_features' questions, believed only from the one asked."""
@@ -470,11 +477,7 @@ class Focus:
         except (IqError, IqTimeout):
             log.info("%s did not tell its features", occupant)
             return frozenset()
-        found = result.xml.find("{%s}query" % ns.DISCO_INFO)
-        if found is None:
-            return frozenset()
-        features = list(found.iterfind("{%s}feature" % ns.DISCO_INFO))[:MAX_FEATURES]
-        return frozenset(var for f in features if (var := f.get("var")) and len(var) <= 256)
+        return features_of(result.xml.find(ns.q(ns.DISCO_INFO, "query")))
 
     # ---- Jingle --------------------------------------------------------------------------------
     async def send_jingle(self, to: str, ja: jingle.JingleAction, quiet: bool = False) -> None:
