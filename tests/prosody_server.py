@@ -1,13 +1,14 @@
 """A throw-away Prosody (Debian package) on loopback, for tests that attach our components to it."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
+
+from daemons import wait_listening
 
 CONFIG = """\
 -- written by tests/prosody_server.py: loopback only, deleted after the test
@@ -67,20 +68,7 @@ class Prosody:
         self.proc = subprocess.Popen(["prosody", "-F", "--config", str(cfg)], stdout=self.console,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp,
                                      env=dict(os.environ, PROSODY_CONFIG=str(cfg)))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for port in (self.c2s_port, self.component_port):
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"prosody exited: {self.log_tail()}")
-                try:
-                    _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-                    w.close()
-                    break
-                except (OSError, asyncio.TimeoutError):
-                    if loop.time() > deadline:
-                        raise RuntimeError(f"prosody did not listen on {port}: {self.log_tail()}") from None
-                    await asyncio.sleep(0.05)  # polling a port that is not open yet: no event to await
+        await wait_listening(self.proc, "prosody", [self.c2s_port, self.component_port], timeout, self.log_tail)
 
     def log_tail(self) -> str:
         out = ""

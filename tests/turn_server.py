@@ -13,6 +13,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from daemons import wait_listening
 from jitsi_py.config import Config
 from jitsi_py.turn import coturn_config
 
@@ -98,24 +99,11 @@ userdb={self.tmp}/turndb
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(prefix + ["turnserver", "-c", str(path)], stdout=self.console,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         ports = [self.cfg.turn.port] + ([self.cfg.turn.tls_port] if self.cfg.turn.turns else [])
         if self.netns:
             await wait_port_in_netns(self.netns, self.address, ports, timeout)
             return
-        for port in ports:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"turnserver exited ({self.proc.returncode}): {self.log_tail()}")
-                try:
-                    _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-                    w.close()
-                    break
-                except (OSError, asyncio.TimeoutError):
-                    if loop.time() > deadline:
-                        raise RuntimeError(f"turnserver not listening on {port}: {self.log_tail()}")
-                    await asyncio.sleep(0.05)
+        await wait_listening(self.proc, "turnserver", ports, timeout, self.log_tail)
 
     def log_tail(self, n: int = 3000) -> str:
         out = ""
